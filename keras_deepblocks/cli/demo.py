@@ -1,0 +1,82 @@
+"""Train a plain and a highway MLP of equal depth on scikit-learn's digits and compare them.
+
+Shows the Highway paper's point in a few minutes on a CPU: at 50 layers, the
+plain network barely trains while the highway network does. No download: the
+data ships with scikit-learn.
+"""
+
+
+def add_arguments(parser):
+    parser.add_argument("--depth", type=int, default=50, help="hidden layers of each network (default: 50)")
+    parser.add_argument("--width", type=int, default=50, help="units per layer (default: 50)")
+    parser.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
+    parser.add_argument("--learning-rate", type=float, default=0.01, help="SGD learning rate (default: 0.01)")
+    parser.add_argument("--transform-bias", type=float, default=-2.0, help="initial highway gate bias (default: -2)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--output", default="deepblocks_demo.png", help="PNG file for the loss curves")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bar mode")
+
+
+def run(args):
+    import keras
+
+    from keras_deepblocks.data import load_digits
+    from keras_deepblocks.zoo.highway_nets import highway_mlp
+    from keras_deepblocks.zoo.highway_nets import plain_mlp
+
+    for name in ("depth", "width", "epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"deepblocks demo: --{name.replace('_', '-')} must be >= 1")
+    keras.utils.set_random_seed(args.seed)
+    (x_train, y_train), (x_test, y_test) = load_digits(seed=args.seed)
+    builders = {
+        "plain": lambda: plain_mlp(x_train.shape[1:], 10, args.depth, args.width),
+        "highway": lambda: highway_mlp(
+            x_train.shape[1:], 10, args.depth, args.width, transform_bias=args.transform_bias
+        ),
+    }
+    results = {}
+    for name, build in builders.items():
+        print(f"\n{name} network, {args.depth} layers of {args.width} units")
+        model = build()
+        model.compile(
+            optimizer=keras.optimizers.SGD(args.learning_rate, momentum=0.9),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        history = model.fit(
+            x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=args.verbose
+        )
+        _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+        results[name] = (history.history["loss"], accuracy)
+
+    print(_table(args.depth, results))
+    _plot(results, args)
+    print(f"loss curves written to {args.output}")
+
+
+def _table(depth, results):
+    lines = ["", f"{'network':<10}{'depth':>7}{'final train loss':>19}{'test accuracy':>16}"]
+    for name, (losses, accuracy) in results.items():
+        lines.append(f"{name:<10}{depth:>7}{losses[-1]:>19.4f}{accuracy:>16.4f}")
+    return "\n".join(lines)
+
+
+def _plot(results, args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (losses, _) in results.items():
+        ax.plot(range(1, len(losses) + 1), losses, label=f"{name} ({args.depth} layers)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.set_title(f"Plain vs highway MLP, {args.depth} layers of {args.width} units (digits)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=100)
+    plt.close(fig)

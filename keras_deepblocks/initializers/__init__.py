@@ -1,0 +1,4 @@
+from keras_deepblocks.initializers.fused_kernel import FusedKernel
+from keras_deepblocks.initializers.gate_bias import GateBias
+
+__all__ = ["FusedKernel", "GateBias"]

@@ -1,0 +1,51 @@
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_deepblocks")
+class FusedKernel(keras.initializers.Initializer):
+    """Initializes a kernel that fuses two layers along its last axis.
+
+    A highway layer stores `[W_h | W_t]` as one kernel of shape
+    `(..., n_in, 2 * n_out)`. Drawing it in one piece would show fan-based
+    initializers (Glorot, He, LeCun) twice the real fan-out; this draws each
+    half with the shape of one layer, `(..., n_in, n_out)`, and concatenates.
+
+    Args:
+        initializer: Initializer of each half.
+
+    Example:
+
+    >>> FusedKernel("glorot_uniform")((64, 128)).shape
+    (64, 128)
+    """
+
+    def __init__(self, initializer="he_normal"):
+        self.initializer = keras.initializers.get(initializer)
+
+    def __call__(self, shape, dtype=None):
+        *outer, size = shape
+        if size % 2:
+            raise ValueError(
+                f"FusedKernel needs an even last dimension to split in two; got shape {shape}."
+            )
+        half = (*outer, size // 2)
+        first = self.initializer(half, dtype=dtype)
+        second = _independent_copy(self.initializer)(half, dtype=dtype)
+        return ops.concatenate([first, second], axis=-1)
+
+    def get_config(self):
+        return {"initializer": keras.initializers.serialize(self.initializer)}
+
+
+def _independent_copy(initializer):
+    """A copy of `initializer` whose random draw differs from the original's.
+
+    Keras initializers seeded with an int (or unseeded, which fixes a random
+    int at construction) repeat their draw on every call, so the copy takes
+    the next seed: still deterministic, but the two halves differ.
+    """
+    config = initializer.get_config()
+    if isinstance(config.get("seed"), int):
+        config["seed"] += 1
+    return initializer.__class__.from_config(config)

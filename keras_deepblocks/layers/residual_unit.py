@@ -1,0 +1,265 @@
+import keras
+from keras import layers
+from keras import ops
+
+from keras_deepblocks.layers import validation
+
+BOTTLENECK_EXPANSION = 4
+SHORTCUTS = ("A", "B")
+
+
+@keras.saving.register_keras_serializable(package="keras_deepblocks")
+class ResidualUnit(keras.layers.Layer):
+    """Residual unit of a ResNet (He et al. 2015, 2016): `F(x) + shortcut(x)`.
+
+    The residual branch `F` is either *basic* (two 3x3 conv+BN) or
+    *bottleneck* (1x1, 3x3, 1x1 convs with BN; the last expands to
+    `4 * filters` channels, the stride sits on the 3x3 conv). Two orderings:
+
+    - post-activation (He 2015): `relu(F(x) + shortcut(x))`, with
+      `F = conv-BN-ReLU-...-conv-BN`.
+    - pre-activation (He 2016): `F(x) + shortcut(x)`, with
+      `F = BN-ReLU-conv-...-BN-ReLU-conv`. When the shape changes, the
+      shortcut takes the pre-activated input `relu(BN(x))`.
+
+    The shortcut is the identity when input and output shapes match. When they
+    differ (strides > 1 or a change of channels) it is:
+
+    - `"A"`: parameter-free; strided subsampling `x[:, ::s, ::s]` and zero
+      channels added evenly on both sides (the paper's CIFAR option).
+    - `"B"`: a 1x1 strided projection (followed by BN in post-activation
+      units).
+
+    3x3 convolutions pad one pixel on every side, also when strided, as
+    PyTorch does, so weights from PyTorch blocks give the same outputs.
+    Convolutions have no bias (each is followed by BN).
+
+    Args:
+        filters: Channels of the branch. The output has `filters` channels
+            (`4 * filters` for bottleneck units).
+        strides: Stride of the unit, `1` or more. Defaults to `1`.
+        bottleneck: Whether to use a bottleneck branch. Defaults to `False`.
+        preactivation: Whether to use the pre-activation ordering. Defaults to
+            `False`.
+        shortcut: `"A"` or `"B"`, used where the shape changes. Defaults to
+            `"A"`.
+        kernel_initializer: Initializer of the conv kernels. Defaults to
+            `"he_normal"`.
+        kernel_regularizer: Regularizer of the conv kernels, e.g.
+            `keras.regularizers.L2(1e-4)`.
+        momentum: Momentum of the BN moving statistics. Defaults to `0.9`
+            (PyTorch's `momentum=0.1`).
+        epsilon: BN epsilon. Defaults to `1e-5` (PyTorch's default).
+        data_format: `"channels_last"` or `"channels_first"`. Defaults to
+            `keras.config.image_data_format()`.
+        **kwargs: Base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: 4D image tensor.
+        training: Python bool, whether BN uses batch statistics.
+
+    Example:
+
+    >>> x = keras.Input((32, 32, 16))
+    >>> y = ResidualUnit(32, strides=2, shortcut="A")(x)
+    >>> y.shape
+    (None, 16, 16, 32)
+    """
+
+    def __init__(
+        self,
+        filters,
+        strides=1,
+        bottleneck=False,
+        preactivation=False,
+        shortcut="A",
+        kernel_initializer="he_normal",
+        kernel_regularizer=None,
+        momentum=0.9,
+        epsilon=1e-5,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = validation.positive_int(filters, "filters")
+        self.strides = validation.positive_int(strides, "strides")
+        self.bottleneck = validation.boolean(bottleneck, "bottleneck")
+        self.preactivation = validation.boolean(preactivation, "preactivation")
+        self.shortcut = validation.one_of(shortcut, "shortcut", SHORTCUTS)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.momentum = validation.finite_float(momentum, "momentum")
+        self.epsilon = validation.finite_float(epsilon, "epsilon")
+        self.data_format = validation.one_of(
+            data_format or keras.config.image_data_format(),
+            "data_format",
+            ("channels_last", "channels_first"),
+        )
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    @property
+    def output_channels(self):
+        return self.filters * (BOTTLENECK_EXPANSION if self.bottleneck else 1)
+
+    @property
+    def _channel_axis(self):
+        return -1 if self.data_format == "channels_last" else 1
+
+    def build(self, input_shape):
+        channels = validation.known_channels(
+            input_shape, self._channel_axis, "ResidualUnit"
+        )
+        self.input_channels = channels
+        self.has_identity_shortcut = (
+            self.strides == 1 and channels == self.output_channels
+        )
+        if (
+            not self.has_identity_shortcut
+            and self.shortcut == "A"
+            and channels > self.output_channels
+        ):
+            raise ValueError(
+                f"shortcut='A' cannot reduce channels ({channels} -> "
+                f"{self.output_channels}); use shortcut='B'."
+            )
+        self.preact_norm = self._norm("preact_bn") if self.preactivation else None
+        self.branch = keras.Sequential(self._branch_layers(), name="branch")
+        self.projection = None
+        if not self.has_identity_shortcut and self.shortcut == "B":
+            projection = [self._conv(self.output_channels, 1, self.strides, "proj_conv")]
+            if not self.preactivation:
+                projection.append(self._norm("proj_bn"))
+            self.projection = keras.Sequential(projection, name="projection")
+
+        if self.preact_norm is not None:
+            self.preact_norm.build(input_shape)
+        self.branch.build(input_shape)
+        if self.projection is not None:
+            self.projection.build(input_shape)
+        self.input_spec = keras.layers.InputSpec(
+            ndim=4, axes={self._channel_axis: channels}
+        )
+
+    def call(self, inputs, training=None):
+        branch_input = inputs
+        if self.preact_norm is not None:
+            branch_input = ops.relu(self.preact_norm(inputs, training=training))
+        # Pre-activation units feed the pre-activated input to a shortcut that
+        # changes shape, and the raw input to an identity shortcut.
+        shortcut = self._shortcut(inputs if self.has_identity_shortcut else branch_input, training)
+        outputs = ops.add(self.branch(branch_input, training=training), shortcut)
+        return outputs if self.preactivation else ops.relu(outputs)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        spatial = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        for axis in spatial:
+            if shape[axis] is not None:
+                shape[axis] = -(-shape[axis] // self.strides)
+        shape[self._channel_axis] = self.output_channels
+        return tuple(shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "strides": self.strides,
+                "bottleneck": self.bottleneck,
+                "preactivation": self.preactivation,
+                "shortcut": self.shortcut,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "kernel_regularizer": keras.regularizers.serialize(
+                    self.kernel_regularizer
+                ),
+                "momentum": self.momentum,
+                "epsilon": self.epsilon,
+                "data_format": self.data_format,
+            }
+        )
+        return config
+
+    def _shortcut(self, inputs, training):
+        if self.has_identity_shortcut:
+            return inputs
+        if self.projection is not None:
+            return self.projection(inputs, training=training)
+        return option_a_shortcut(
+            inputs, self.output_channels, self.strides, self.data_format
+        )
+
+    def _branch_layers(self):
+        """Layers of `F`, after the shared pre-activation if there is one."""
+        if self.bottleneck:
+            convs = [
+                (self.filters, 1, 1),
+                (self.filters, 3, self.strides),
+                (self.output_channels, 1, 1),
+            ]
+        else:
+            convs = [(self.filters, 3, self.strides), (self.filters, 3, 1)]
+        branch = []
+        for index, (filters, kernel_size, strides) in enumerate(convs, start=1):
+            if index > 1:
+                if self.preactivation:
+                    branch.append(self._norm(f"bn{index - 1}"))
+                branch.append(layers.ReLU(name=f"relu{index - 1}"))
+            if kernel_size > 1 and strides > 1:
+                branch.append(
+                    layers.ZeroPadding2D(
+                        kernel_size // 2, data_format=self.data_format, name=f"pad{index}"
+                    )
+                )
+            branch.append(self._conv(filters, kernel_size, strides, f"conv{index}"))
+            if not self.preactivation:
+                branch.append(self._norm(f"bn{index}"))
+        return branch
+
+    def _conv(self, filters, kernel_size, strides, name):
+        # Stride 1 "same" padding equals PyTorch's symmetric padding for odd
+        # kernels; strided 3x3 convs get an explicit ZeroPadding2D instead.
+        padding = "valid" if (strides > 1 or kernel_size == 1) else "same"
+        return layers.Conv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            use_bias=False,
+            data_format=self.data_format,
+            kernel_initializer=self.kernel_initializer,
+            kernel_regularizer=self.kernel_regularizer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def _norm(self, name):
+        return layers.BatchNormalization(
+            axis=self._channel_axis,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+
+def option_a_shortcut(inputs, output_channels, strides, data_format):
+    """Parameter-free shortcut: strided subsampling, then zero channels.
+
+    The `output_channels - input_channels` zero channels are split evenly
+    before and after the input's (the extra one, if odd, goes after).
+    """
+    channel_axis = -1 if data_format == "channels_last" else 1
+    if strides > 1:
+        if data_format == "channels_last":
+            inputs = inputs[:, ::strides, ::strides, :]
+        else:
+            inputs = inputs[:, :, ::strides, ::strides]
+    extra = output_channels - inputs.shape[channel_axis]
+    if extra == 0:
+        return inputs
+    padding = [[0, 0]] * 4
+    padding[channel_axis] = [extra // 2, extra - extra // 2]
+    return ops.pad(inputs, padding)
+

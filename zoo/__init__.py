@@ -1,0 +1,1 @@
+"""Model zoo: builders, pretrained-weight registry and converters."""
