@@ -1,0 +1,198 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_deepblocks.layers import Highway
+
+
+def numpy_highway(x, kernel, bias, activation=lambda z: np.maximum(z, 0)):
+    width = x.shape[-1]
+    w_h, w_t = kernel[:, :width], kernel[:, width:]
+    b_h, b_t = bias[:width], bias[width:]
+    h = activation(x @ w_h + b_h)
+    t = 1 / (1 + np.exp(-(x @ w_t + b_t)))
+    return h * t + x * (1 - t)
+
+
+def randomize(layer, rng, scale=0.5):
+    layer.set_weights([rng.normal(0, scale, w.shape).astype("float32") for w in layer.get_weights()])
+
+
+@pytest.mark.parametrize("shape", [(4, 8), (3, 5, 6), (2, 3, 4, 7)])
+def test_matches_numpy_formula_on_any_rank(shape, rng):
+    layer = Highway()
+    x = rng.normal(size=shape).astype("float32")
+    layer.build(shape)
+    randomize(layer, rng)
+    kernel, bias = layer.get_weights()
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer(x)), numpy_highway(x, kernel, bias), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_custom_activation_matches_numpy(rng):
+    layer = Highway(activation="tanh", transform_bias=-2.0)
+    x = rng.normal(size=(5, 6)).astype("float32")
+    layer.build(x.shape)
+    randomize(layer, rng)
+    kernel, bias = layer.get_weights()
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer(x)), numpy_highway(x, kernel, bias, np.tanh), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_weights_shapes_and_gate_bias_initialization():
+    layer = Highway(transform_bias=-2.5)
+    layer.build((None, 6))
+    kernel, bias = layer.get_weights()
+    assert kernel.shape == (6, 12)
+    np.testing.assert_array_equal(bias[:6], 0.0)
+    np.testing.assert_array_equal(bias[6:], -2.5)
+    # Each half is drawn as one (6, 6) layer: the halves differ.
+    assert not np.allclose(kernel[:, :6], kernel[:, 6:])
+
+
+def test_gate_bias_extremes_give_identity_and_transform(rng):
+    x = rng.normal(size=(4, 8)).astype("float32")
+    closed = Highway(transform_bias=-1e4)
+    np.testing.assert_allclose(ops.convert_to_numpy(closed(x)), x, atol=1e-6)
+
+    opened = Highway(transform_bias=1e4)
+    y = ops.convert_to_numpy(opened(x))
+    kernel = opened.get_weights()[0]
+    np.testing.assert_allclose(y, np.maximum(x @ kernel[:, :8], 0), rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_stay_finite_through_200_layers(rng):
+    # A gate bias of -4 is the paper's range for very deep stacks.
+    model = keras.Sequential([keras.Input((16,))] + [Highway(transform_bias=-4.0) for _ in range(200)])
+    x = rng.normal(size=(8, 16)).astype("float32")
+    grads = _gradients(model, x)
+    norms = [np.linalg.norm(g) for g in grads]
+    assert all(np.isfinite(n) for n in norms)
+    # The carry path keeps the first layer's gradient alive: within a factor
+    # of 1000 of the last layer's after 200 layers.
+    assert norms[0] > 1e-3 * norms[-2]
+
+
+def _gradients(model, x):
+    backend = keras.backend.backend()
+    weights = model.trainable_variables
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(model(x)))
+        return [g.numpy() for g in tape.gradient(loss, weights)]
+    if backend == "jax":
+        import jax
+
+        values = [w.value for w in weights]
+
+        def loss_fn(trainable):
+            y, _ = model.stateless_call(trainable, [], x)
+            return (y**2).sum()
+
+        return [np.asarray(g) for g in jax.grad(loss_fn)(values)]
+    import torch
+
+    loss = (model(torch.as_tensor(x)) ** 2).sum()
+    loss.backward()
+    return [w.value.grad.numpy() for w in weights]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"transform_bias": "low"}, TypeError, "transform_bias"),
+        ({"transform_bias": float("nan")}, ValueError, "transform_bias"),
+        ({"activation": "no-such-activation"}, ValueError, "no-such-activation"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Highway(**kwargs)
+
+
+def test_rank_one_input_is_rejected():
+    with pytest.raises(ValueError, match="ndim"):
+        Highway()(np.zeros((4,), "float32"))
+
+
+def test_unknown_width_is_rejected():
+    with pytest.raises(ValueError, match="known size"):
+        Highway().build((None, None))
+
+
+def test_sequential_trains_saves_and_loads_identically(tmp_path, rng):
+    model = keras.Sequential([keras.Input((8,)), Highway(), Highway()])
+    model.compile("adam", "mse")
+    x = rng.normal(size=(32, 8)).astype("float32")
+    history = model.fit(x, x * 0.5, epochs=3, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    path = tmp_path / "highway.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(model.predict(x, verbose=0)),
+        ops.convert_to_numpy(loaded.predict(x, verbose=0)),
+    )
+    assert loaded.layers[0].get_config() == model.layers[0].get_config()
+
+
+def test_config_round_trip_keeps_every_argument():
+    layer = Highway(
+        activation="tanh",
+        transform_bias=-3.0,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="ones",
+        kernel_regularizer=keras.regularizers.L2(1e-4),
+        bias_regularizer="l1",
+        activity_regularizer="l2",
+        kernel_constraint="max_norm",
+        bias_constraint="non_neg",
+        name="hw",
+    )
+    config = layer.get_config()
+    clone = Highway.from_config(config)
+    assert clone.get_config() == config
+    assert config["transform_bias"] == -3.0 and config["activation"] == "tanh"
+    assert config["activity_regularizer"] is not None
+
+
+class HighwayClassifier(keras.Model):
+    def __init__(self, depth=3, **kwargs):
+        super().__init__(**kwargs)
+        self.depth = depth
+        self.blocks = [Highway() for _ in range(depth)]
+        self.head = keras.layers.Dense(3)
+
+    def call(self, inputs):
+        for block in self.blocks:
+            inputs = block(inputs)
+        return self.head(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "depth": self.depth}
+
+
+def test_works_in_subclassed_model(rng):
+    model = HighwayClassifier()
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = rng.normal(size=(16, 4)).astype("float32")
+    model.fit(x, rng.integers(0, 3, 16), epochs=1, verbose=0)
+    assert len(model.trainable_variables) == 3 * 2 + 2
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_policies(policy, rng):
+    layer = Highway(dtype=policy)
+    x = rng.normal(size=(4, 8)).astype("float32")
+    y = layer(x)
+    assert keras.backend.standardize_dtype(y.dtype) == policy.split("_")[1]
+    assert keras.backend.standardize_dtype(layer.kernel.dtype) == "float32"
+    kernel, bias = layer.get_weights()
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(ops.cast(y, "float32")), numpy_highway(x, kernel, bias), atol=0.05
+    )

@@ -1,0 +1,102 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_deepblocks.layers import HighwayConv2D
+from keras_deepblocks.layers import ResidualUnit
+
+
+def numpy_conv_same(x, kernel):
+    """Stride-1 'same' 2D convolution (cross-correlation), NHWC, odd kernels."""
+    kh, kw = kernel.shape[:2]
+    padded = np.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    out = np.zeros(x.shape[:3] + (kernel.shape[-1],), dtype=np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[:, i : i + x.shape[1], j : j + x.shape[2], :]
+            out += window @ kernel[i, j]
+    return out
+
+
+def numpy_highway_conv(x, kernel, bias):
+    channels = x.shape[-1]
+    fused = numpy_conv_same(x, kernel) + bias
+    h = np.maximum(fused[..., :channels], 0)
+    t = 1 / (1 + np.exp(-fused[..., channels:]))
+    return h * t + x * (1 - t)
+
+
+@pytest.mark.parametrize("kernel_size, shape", [(3, (2, 6, 6, 4)), (5, (1, 7, 5, 3)), ((1, 3), (2, 4, 4, 2))])
+def test_matches_numpy_formula(kernel_size, shape, rng):
+    layer = HighwayConv2D(kernel_size=kernel_size, transform_bias=-1.5)
+    x = rng.normal(size=shape).astype("float32")
+    layer.build(shape)
+    layer.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in layer.get_weights()])
+    kernel, bias = layer.get_weights()
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(layer(x)), numpy_highway_conv(x, kernel, bias), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_channels_first_matches_channels_last(rng):
+    last = HighwayConv2D(data_format="channels_last")
+    first = HighwayConv2D(data_format="channels_first")
+    x = rng.normal(size=(2, 5, 5, 3)).astype("float32")
+    last.build(x.shape)
+    first.build((2, 3, 5, 5))
+    first.set_weights(last.get_weights())
+    try:
+        y_first = first(np.transpose(x, (0, 3, 1, 2)))
+    except Exception as error:  # TensorFlow's CPU kernels have no NCHW convolution.
+        pytest.skip(f"channels_first convolution unsupported here: {error}")
+    np.testing.assert_allclose(
+        np.transpose(ops.convert_to_numpy(y_first), (0, 2, 3, 1)),
+        ops.convert_to_numpy(last(x)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_gate_bias_extremes(rng):
+    x = rng.normal(size=(1, 4, 4, 2)).astype("float32")
+    np.testing.assert_allclose(ops.convert_to_numpy(HighwayConv2D(transform_bias=-1e4)(x)), x, atol=1e-6)
+    opened = HighwayConv2D(transform_bias=1e4)
+    y = ops.convert_to_numpy(opened(x))
+    kernel = opened.get_weights()[0]
+    np.testing.assert_allclose(y, np.maximum(numpy_conv_same(x, kernel[..., :2]), 0), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"kernel_size": 0}, ValueError, "kernel_size"),
+        ({"kernel_size": (3, 3, 3)}, ValueError, "kernel_size"),
+        ({"data_format": "nhwc"}, ValueError, "data_format"),
+        ({"transform_bias": None}, TypeError, "transform_bias"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        HighwayConv2D(**kwargs)
+
+
+def test_functional_model_with_residual_units_round_trips(tmp_path, rng):
+    inputs = keras.Input((8, 8, 4))
+    x = HighwayConv2D(transform_bias=-2.0)(inputs)
+    x = ResidualUnit(8, strides=2)(x)
+    x = ResidualUnit(4, bottleneck=True, preactivation=True, shortcut="B")(x)
+    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    data = rng.normal(size=(16, 8, 8, 4)).astype("float32")
+    model.fit(data, rng.integers(0, 3, 16), epochs=2, batch_size=8, verbose=0)
+    path = tmp_path / "functional.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(model.predict(data, verbose=0)),
+        ops.convert_to_numpy(loaded.predict(data, verbose=0)),
+    )
+    for original, restored in zip(model.layers, loaded.layers):
+        assert original.get_config() == restored.get_config()
