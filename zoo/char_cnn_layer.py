@@ -1,0 +1,136 @@
+import keras
+from keras import ops
+
+from keras_deepblocks.layers import validation
+
+
+@keras.saving.register_keras_serializable(package="keras_deepblocks")
+class CharCNN(keras.layers.Layer):
+    """Character CNN: one vector per token from its character ids.
+
+    Embeds each character, runs parallel convolutions of several widths along
+    the characters of each token, takes the max over character positions and
+    applies `activation` to the pooled result (for a monotonic activation
+    such as ReLU or tanh this equals pooling the activated maps, as in Kim et
+    al. 2016 and bilm-tf). The output width is the total number of filters.
+
+    The convolutions are `Conv2D` layers with `(1, width)` kernels over
+    `(batch, tokens, characters, embedding)`, the layout of bilm-tf's
+    `W_cnn_i` arrays. Id 0 marks a padding token: a token whose ids are all 0
+    is masked in the output mask.
+
+    Args:
+        filters: List of `(width, num_filters)` pairs, e.g. ELMo's
+            `[[1, 32], [2, 32], ..., [7, 1024]]`.
+        embedding_dim: Size of the character embedding. Defaults to `16`.
+        num_characters: Rows of the character embedding (largest id + 1).
+            Defaults to `262` (the ELMo scheme).
+        activation: Applied to the pooled features. Defaults to `"relu"`.
+        embeddings_initializer: Initializer of the character embedding.
+        kernel_initializer: Initializer of the convolution kernels.
+        **kwargs: Base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: int tensor of character ids, shape
+            `(batch, tokens, characters)`, with at least as many characters as
+            the widest filter.
+
+    Example:
+
+    >>> layer = CharCNN([[1, 4], [2, 8]], embedding_dim=4)
+    >>> layer(np.ones((2, 3, 10), "int32")).shape
+    (2, 3, 12)
+    """
+
+    def __init__(
+        self,
+        filters,
+        embedding_dim=16,
+        num_characters=262,
+        activation="relu",
+        embeddings_initializer="uniform",
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = _checked_filters(filters)
+        self.embedding_dim = validation.positive_int(embedding_dim, "embedding_dim")
+        self.num_characters = validation.positive_int(num_characters, "num_characters")
+        self.activation = keras.activations.get(activation)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        num_chars = input_shape[-1]
+        widest = max(width for width, _ in self.filters)
+        if num_chars is not None and num_chars < widest:
+            raise ValueError(
+                f"CharCNN needs at least {widest} characters per token (its widest "
+                f"filter); got input shape {tuple(input_shape)}."
+            )
+        self.embedding = keras.layers.Embedding(
+            self.num_characters,
+            self.embedding_dim,
+            embeddings_initializer=self.embeddings_initializer,
+            dtype=self.dtype_policy,
+            name="char_embed",
+        )
+        self.embedding.build(input_shape)
+        embedded_shape = (*input_shape, self.embedding_dim)
+        self.convolutions = []
+        for i, (width, num_filters) in enumerate(self.filters):
+            conv = keras.layers.Conv2D(
+                num_filters,
+                (1, width),
+                kernel_initializer=self.kernel_initializer,
+                dtype=self.dtype_policy,
+                name=f"conv_{i}",
+            )
+            conv.build(embedded_shape)
+            self.convolutions.append(conv)
+
+    def call(self, inputs):
+        embedded = self.embedding(inputs)
+        pooled = [ops.max(conv(embedded), axis=2) for conv in self.convolutions]
+        return self.activation(ops.concatenate(pooled, axis=-1))
+
+    def compute_mask(self, inputs, mask=None):
+        return ops.any(ops.not_equal(inputs, 0), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], sum(n for _, n in self.filters))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": [list(pair) for pair in self.filters],
+                "embedding_dim": self.embedding_dim,
+                "num_characters": self.num_characters,
+                "activation": keras.activations.serialize(self.activation),
+                "embeddings_initializer": keras.initializers.serialize(
+                    self.embeddings_initializer
+                ),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config
+
+
+def _checked_filters(filters):
+    message = (
+        "`filters` must be a non-empty list of (width, num_filters) pairs of "
+        f"positive integers, e.g. [[1, 32], [2, 64]]; got {filters!r}."
+    )
+    if not isinstance(filters, (list, tuple)) or not filters:
+        raise ValueError(message)
+    checked = []
+    for pair in filters:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ValueError(message)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
+            raise ValueError(message)
+        checked.append((pair[0], pair[1]))
+    return checked
