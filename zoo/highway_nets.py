@@ -1,8 +1,9 @@
-"""Fully connected highway and plain networks, as in the Highway paper's depth experiments."""
+"""Highway and plain networks (fully connected and convolutional), as in the Highway paper."""
 
 import keras
 
 from keras_deepblocks.layers import Highway
+from keras_deepblocks.layers import HighwayConv2D
 
 
 def highway_mlp(
@@ -73,3 +74,99 @@ def _mlp(input_shape, num_classes, depth, width, make_layer, activation, name):
         model.add(make_layer(i))
     model.add(keras.layers.Dense(num_classes, activation="softmax", name="classifier"))
     return model
+
+
+def highway_conv_net(
+    input_shape,
+    num_classes,
+    depth=9,
+    filters=(16, 32, 64),
+    transform_bias=-2.0,
+    activation="relu",
+    name="highway_conv_net",
+):
+    """A convolutional highway classifier for small images such as CIFAR.
+
+    A 3x3 convolution stem, then one stage per entry of `filters`: the first
+    stage keeps the resolution, each later one starts with a strided 3x3
+    convolution to its filters (halving height and width); every stage has
+    `depth / len(filters)` `HighwayConv2D` layers. Global average pooling and
+    a softmax classifier close the network.
+
+    Args:
+        input_shape: `(height, width, channels)` of one image.
+        num_classes: Number of classes of the softmax output.
+        depth: Number of highway layers in all; a multiple of `len(filters)`.
+            Defaults to `9`.
+        filters: Channels of each stage. Defaults to `(16, 32, 64)`.
+        transform_bias: Initial gate bias of every highway layer. Defaults to
+            `-2.0`.
+        activation: Activation of the convolutions and highway transforms.
+        name: Model name.
+
+    Example:
+
+    >>> model = highway_conv_net((32, 32, 3), 10, depth=6)
+    >>> model.output_shape
+    (None, 10)
+    """
+    return _conv_net(
+        input_shape,
+        num_classes,
+        depth,
+        filters,
+        lambda stage, i: HighwayConv2D(
+            3, activation, transform_bias=transform_bias, name=f"highway_{stage}_{i}"
+        ),
+        activation,
+        name,
+    )
+
+
+def plain_conv_net(
+    input_shape, num_classes, depth=9, filters=(16, 32, 64), activation="relu", name="plain_conv_net"
+):
+    """The plain counterpart of `highway_conv_net`: 3x3 convolutions in place of highway layers."""
+    return _conv_net(
+        input_shape,
+        num_classes,
+        depth,
+        filters,
+        lambda stage, i: keras.layers.Conv2D(
+            filters[stage],
+            3,
+            padding="same",
+            activation=activation,
+            kernel_initializer="he_normal",
+            name=f"conv_{stage}_{i}",
+        ),
+        activation,
+        name,
+    )
+
+
+def _conv_net(input_shape, num_classes, depth, filters, make_layer, activation, name):
+    filters = tuple(filters) if isinstance(filters, (list, tuple)) else (filters,)
+    if not filters or not all(isinstance(f, int) and f > 0 for f in filters):
+        raise ValueError(f"`filters` must be positive integers, got {filters!r}.")
+    if not isinstance(depth, int) or depth < 1 or depth % len(filters):
+        raise ValueError(
+            f"`depth` must be a positive multiple of len(filters) = {len(filters)}, got {depth!r}."
+        )
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for stage, stage_filters in enumerate(filters):
+        x = keras.layers.Conv2D(
+            stage_filters,
+            3,
+            strides=1 if stage == 0 else 2,
+            padding="same",
+            activation=activation,
+            kernel_initializer="he_normal",
+            name=f"stem_{stage}",
+        )(x)
+        for i in range(depth // len(filters)):
+            x = make_layer(stage, i)(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name=name)

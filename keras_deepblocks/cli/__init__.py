@@ -11,6 +11,9 @@ import sys
 
 SUBCOMMANDS = {
     "demo": "keras_deepblocks.cli.demo",
+    "train": "keras_deepblocks.cli.train",
+    "evaluate": "keras_deepblocks.cli.evaluate",
+    "tune": "keras_deepblocks.cli.tune",
 }
 
 

@@ -1,0 +1,44 @@
+import keras
+from keras import ops
+
+from keras_deepblocks.layers import Highway
+from keras_deepblocks.layers import HighwayConv2D
+
+
+class GateMonitor(keras.callbacks.Callback):
+    """Logs the mean transform-gate bias of a model's highway layers after each epoch.
+
+    A fresh highway layer starts with gate bias `transform_bias` (negative:
+    mostly carry). Watching where training moves the biases shows which
+    layers learn to transform and which keep carrying their input. The mean
+    over all highway layers goes into the epoch logs as `gate_bias`; the
+    per-layer values of every epoch are kept in `self.history`.
+
+    Example:
+
+    >>> monitor = GateMonitor()
+    >>> model.fit(x, y, epochs=3, callbacks=[monitor])
+    >>> monitor.history[-1]  # {layer name: mean gate bias}
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.history = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        biases = {
+            layer.name: float(ops.mean(gate_bias(layer)))
+            for layer in self.model._flatten_layers(include_self=False)
+            if isinstance(layer, (Highway, HighwayConv2D))
+        }
+        if not biases:
+            return
+        self.history.append(biases)
+        if logs is not None:
+            logs["gate_bias"] = sum(biases.values()) / len(biases)
+
+
+def gate_bias(layer):
+    """The gate half `b_t` of a highway layer's fused bias `[b_h | b_t]`."""
+    width = layer.bias.shape[0] // 2
+    return layer.bias[width:]

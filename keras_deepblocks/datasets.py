@@ -1,0 +1,244 @@
+"""Image classification data for training and evaluating zoo models.
+
+`load("digits")` (the default) needs no download: scikit-learn's 8x8
+handwritten digits, resized as asked. `cifar10`, `cifar100`, `svhn_cropped`
+and `mnist` come from tensorflow-datasets, which downloads them once into its
+data directory. Every dataset comes back as `tf.data` pipelines with the CIFAR
+recipe of the ResNet paper: zero padding and random crops back to the image
+size plus (CIFAR only) horizontal flips for training, and per-channel
+normalization with the training split's mean and standard deviation, either in
+the pipeline (`normalize=True`) or in the model (`normalization_layer`), so that
+a saved model takes raw pixels. Pixels are float32 on the `[0, 255]` scale. The
+pipelines work with `model.fit` on every Keras backend.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from keras_deepblocks.layers import validation
+
+TFDS_DATASETS = ("cifar10", "cifar100", "svhn_cropped", "mnist")
+DATASETS = ("digits",) + TFDS_DATASETS
+# Flipping changes what a digit means; only natural images get flips.
+FLIPPED = ("cifar10", "cifar100")
+CIFAR_PADDING = 4
+CIFAR_SIZE = 32
+
+
+@dataclasses.dataclass
+class ImageData:
+    """Batched `tf.data` pipelines and what a model needs to know about them.
+
+    Attributes:
+        train: Shuffled, augmented training batches of `(image, label)`.
+        test: Test batches, preprocessed the same way, in a fixed order.
+        input_shape: `(height, width, channels)` of one image.
+        num_classes: Number of labels.
+        train_examples: Size of the training split.
+        mean: Per-channel mean of the training images.
+        std: Per-channel standard deviation of the training images.
+        normalized: Whether the pipelines already normalize with them.
+        validation: Batches held out from the training split, or `None`.
+    """
+
+    train: object
+    test: object
+    input_shape: tuple
+    num_classes: int
+    train_examples: int
+    mean: np.ndarray
+    std: np.ndarray
+    normalized: bool
+    validation: object = None
+
+    def normalization_layer(self, name="normalization"):
+        """A `keras.layers.Normalization` with this data's per-channel statistics."""
+        import keras
+
+        return keras.layers.Normalization(
+            axis=-1, mean=self.mean, variance=np.square(self.std), name=name
+        )
+
+
+def load(
+    name="digits",
+    batch_size=128,
+    image_size=None,
+    augment=True,
+    normalize=True,
+    validation_fraction=0.0,
+    data_dir=None,
+    download=True,
+    drop_remainder=False,
+    seed=0,
+):
+    """Training and test pipelines of one dataset.
+
+    Args:
+        name: One of `"digits"`, `"cifar10"`, `"cifar100"`, `"svhn_cropped"`,
+            `"mnist"`. Defaults to `"digits"` (offline).
+        batch_size: Examples per batch. Defaults to `128`.
+        image_size: Resize images to `image_size x image_size` (e.g. `32`
+            for the 8x8 digits in a CIFAR network). `None` keeps the native
+            size.
+        augment: Pad and randomly crop training images (4 pixels at 32x32,
+            scaled with the size), and flip CIFAR images. Defaults to `True`.
+        normalize: Normalize in the pipeline. With `False`, images stay raw
+            pixels and `ImageData.normalization_layer()` gives the layer to
+            put at the start of the model. Defaults to `True`.
+        validation_fraction: Fraction of the training split held out (from
+            its end) as `ImageData.validation`, e.g. for hyperparameter search.
+            Defaults to `0.0` (none).
+        data_dir: tensorflow-datasets data directory.
+        download: Whether tensorflow-datasets may download a missing dataset.
+        drop_remainder: Drop the last, smaller training batch (data parallel
+            training wants equal batches on every device).
+        seed: Seed of the digits split and the training shuffle.
+
+    Returns:
+        An `ImageData`.
+    """
+    (x_train, y_train), (x_test, y_test), num_classes = load_arrays(
+        name, image_size=image_size, data_dir=data_dir, download=download, seed=seed
+    )
+    batch_size = validation.positive_int(batch_size, "batch_size")
+    validation_data = None
+    if validation_fraction:
+        if not 0 < validation_fraction < 1:
+            raise ValueError(
+                f"`validation_fraction` must be in [0, 1), got {validation_fraction!r}."
+            )
+        split = len(x_train) - max(1, round(len(x_train) * validation_fraction))
+        validation_data = (x_train[split:], y_train[split:])
+        x_train, y_train = x_train[:split], y_train[:split]
+    mean, std = channel_stats(x_train)
+    stats = (mean, std) if normalize else (None, None)
+    pad = max(1, round(CIFAR_PADDING * x_train.shape[1] / CIFAR_SIZE)) if augment else 0
+    flip = augment and name in FLIPPED
+    train = pipeline(
+        x_train, y_train, batch_size, *stats, shuffle=True, pad=pad, flip=flip,
+        drop_remainder=drop_remainder, seed=seed,
+    )
+    test = pipeline(x_test, y_test, batch_size, *stats)
+    if validation_data is not None:
+        validation_data = pipeline(*validation_data, batch_size, *stats)
+    return ImageData(
+        train,
+        test,
+        x_train.shape[1:],
+        num_classes,
+        len(x_train),
+        mean,
+        std,
+        normalize,
+        validation_data,
+    )
+
+
+def load_arrays(name="digits", image_size=None, data_dir=None, download=True, seed=0):
+    """A dataset as NumPy arrays: `((x_train, y_train), (x_test, y_test), num_classes)`.
+
+    Images are `(n, height, width, channels)` float32 pixels in `[0, 255]`;
+    labels int32.
+    """
+    validation.one_of(name, "name", DATASETS)
+    if image_size is not None:
+        image_size = validation.positive_int(image_size, "image_size")
+    if name == "digits":
+        from keras_deepblocks.data import load_digits
+
+        (x_train, y_train), (x_test, y_test) = load_digits(seed=seed, images=True)
+        # load_digits scales the 0..16 grey levels to [0, 1].
+        x_train, x_test = x_train * 255.0, x_test * 255.0
+        num_classes = 10
+    else:
+        (x_train, y_train), (x_test, y_test), num_classes = _tfds_arrays(
+            name, data_dir, download
+        )
+    if image_size is not None:
+        x_train, x_test = _resize(x_train, image_size), _resize(x_test, image_size)
+    return (x_train, y_train), (x_test, y_test), num_classes
+
+
+def channel_stats(images):
+    """Per-channel mean and standard deviation of `(n, h, w, c)` images."""
+    # Sums over chunks in float64: exact enough, without a float64 copy of CIFAR.
+    total = np.zeros(images.shape[-1])
+    total_squares = np.zeros(images.shape[-1])
+    for start in range(0, len(images), 4096):
+        chunk = np.asarray(images[start : start + 4096], dtype="float64")
+        total += chunk.sum(axis=(0, 1, 2))
+        total_squares += np.square(chunk).sum(axis=(0, 1, 2))
+    count = len(images) * images.shape[1] * images.shape[2]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_squares / count - np.square(mean), 0.0))
+    # A constant channel (e.g. digit borders only) must not divide by zero.
+    return mean.astype("float32"), np.maximum(std, 1e-3).astype("float32")
+
+
+def pipeline(
+    x,
+    y,
+    batch_size,
+    mean=None,
+    std=None,
+    shuffle=False,
+    pad=0,
+    flip=False,
+    drop_remainder=False,
+    seed=0,
+):
+    """A batched `tf.data.Dataset` of `(image, label)` pairs, normalized if `mean` is given.
+
+    Training augmentation, applied before normalization as in the reference
+    implementations: `pad` zero pixels on every side and a random crop back to
+    the original size, then a random horizontal flip if `flip`.
+    """
+    import tensorflow as tf
+
+    height, width, channels = x.shape[1:]
+
+    def prepare(image, label):
+        if pad:
+            image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+            image = tf.image.random_crop(image, (height, width, channels))
+        if flip:
+            image = tf.image.random_flip_left_right(image)
+        if mean is not None:
+            image = (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+        return image, label
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def _tfds_arrays(name, data_dir, download):
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise ImportError(
+            f"Dataset {name!r} needs tensorflow-datasets: "
+            "pip install 'keras-deepblocks[datasets]'"
+        ) from error
+    builder = tfds.builder(name, data_dir=data_dir)
+    if download:
+        builder.download_and_prepare()
+    splits = []
+    for split in ("train", "test"):
+        batches = builder.as_dataset(split=split, as_supervised=True).batch(4096)
+        images, labels = zip(*tfds.as_numpy(batches))
+        images = np.concatenate(images).astype("float32")
+        splits.append((images, np.concatenate(labels).astype("int32")))
+    return splits[0], splits[1], builder.info.features["label"].num_classes
+
+
+def _resize(images, size):
+    import tensorflow as tf
+
+    if images.shape[1:3] == (size, size):
+        return images
+    return tf.image.resize(images, (size, size), method="bilinear").numpy()
