@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "train": "keras_deepblocks.cli.train",
     "evaluate": "keras_deepblocks.cli.evaluate",
     "tune": "keras_deepblocks.cli.tune",
+    "convert": "keras_deepblocks.cli.convert",
 }
 
 

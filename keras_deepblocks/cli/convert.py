@@ -1,0 +1,129 @@
+"""Convert a PyTorch ResNet-CIFAR checkpoint into a Keras model or weights file, offline.
+
+Reads a checkpoint of the PyTorch reference implementation
+(github.com/akamaster/pytorch_resnet_cifar10, e.g. resnet56-4bfd9763.th)
+without torch and without running code from it, infers the depth and number
+of classes, and writes OUTPUT by its extension: `.keras` (whole model, with
+input preprocessing), `.weights.h5` (Keras weights) or `.weights.npz` (arrays
+by variable path). With --cache, a published checkpoint (SHA-256 checked) is
+also installed in the Keras cache so that `resnet56(weights="cifar10")` works
+on a machine without network access.
+"""
+
+import os
+import shutil
+import tempfile
+
+
+def add_arguments(parser):
+    parser.add_argument("checkpoint", help="PyTorch checkpoint file (.th, .pt, .pth)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        help="output file: .keras, .weights.h5 or .weights.npz "
+        "(default: the checkpoint's name with .keras)",
+    )
+    parser.add_argument(
+        "--depth", type=int, help="expected depth 6n+2 (default: read from the checkpoint)"
+    )
+    parser.add_argument(
+        "--no-preprocessing",
+        action="store_true",
+        help="build the model without its x/255 and mean/std normalization layers",
+    )
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="also install a published checkpoint in the Keras cache for weights='cifar10'",
+    )
+
+
+def run(args):
+    from keras_deepblocks.zoo import resnet_cifar_weights as registry
+    from keras_deepblocks.zoo.resnet_cifar import resnet_cifar
+
+    if not os.path.isfile(args.checkpoint):
+        raise SystemExit(f"deepblocks convert: no such file: {args.checkpoint}")
+    output = args.output or _default_output(args.checkpoint)
+    if not output.endswith((".keras", ".weights.h5", ".weights.npz")):
+        raise SystemExit(
+            "deepblocks convert: --output must end in .keras, .weights.h5 or "
+            f".weights.npz, got {output!r}"
+        )
+    weights = registry.convert_checkpoint(args.checkpoint)
+    depth, num_classes, shortcut = _architecture(weights)
+    if args.depth is not None and args.depth != depth:
+        raise SystemExit(
+            f"deepblocks convert: {args.checkpoint} holds a ResNet-{depth}, not "
+            f"the ResNet-{args.depth} asked for with --depth"
+        )
+    model = resnet_cifar(
+        depth,
+        num_classes=num_classes,
+        shortcut=shortcut,
+        include_preprocessing=not args.no_preprocessing,
+    )
+    registry.converter.assign_weights(model, weights, args.checkpoint)
+    _save(model, weights, output)
+    print(f"ResNet-{depth} ({num_classes} classes, {model.count_params():,} parameters) -> {output}")
+    if args.cache:
+        print(f"installed in the Keras cache: {_install_in_cache(args.checkpoint, depth, weights)}")
+
+
+def _default_output(checkpoint):
+    return os.path.splitext(checkpoint)[0] + ".keras"
+
+
+def _architecture(weights):
+    units = {path.split("/", 1)[0] for path in weights if path.startswith("layer1_")}
+    if "linear/bias" not in weights or not units:
+        raise SystemExit("deepblocks convert: the checkpoint is not a CIFAR ResNet")
+    shortcut = "B" if any("/projection/" in path for path in weights) else "A"
+    return 6 * len(units) + 2, int(weights["linear/bias"].shape[0]), shortcut
+
+
+def _save(model, weights, output):
+    from keras_deepblocks.zoo import resnet_cifar_weights as registry
+
+    if output.endswith(".weights.npz"):
+        registry.write_converted(weights, output)
+        return
+    # Write under a temporary name in the same folder, then rename: an
+    # interrupted conversion leaves no partial file.
+    directory = os.path.dirname(os.path.abspath(output))
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory) as temporary:
+        path = os.path.join(temporary, os.path.basename(output))
+        if output.endswith(".keras"):
+            model.save(path)
+        else:
+            model.save_weights(path)
+        os.replace(path, output)
+
+
+def _install_in_cache(checkpoint, depth, weights):
+    from keras_deepblocks.zoo import resnet_cifar_weights as registry
+
+    entry = registry.CHECKPOINTS.get(depth)
+    if entry is None:
+        raise SystemExit(f"deepblocks convert: no published ResNet-{depth} to cache")
+    digest = registry.sha256(checkpoint)
+    expected = entry.sha256 or entry.filename.rsplit("-", 1)[1][: -len(".th")]
+    if not digest.startswith(expected):
+        raise SystemExit(
+            f"deepblocks convert: {checkpoint} is not the published {entry.filename} "
+            f"(SHA-256 {digest}); not cached"
+        )
+    directory = os.path.join(registry.cache_directory(), "models")
+    os.makedirs(directory, exist_ok=True)
+    target = os.path.join(directory, entry.filename)
+    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".partial")
+    os.close(handle)
+    try:
+        shutil.copyfile(checkpoint, temporary)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    registry.write_converted(weights, target[: -len(".th")] + registry.CONVERTED_SUFFIX)
+    return target

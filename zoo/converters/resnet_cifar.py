@@ -1,0 +1,195 @@
+"""PyTorch ResNet-CIFAR state_dict <-> the Keras `resnet_cifar` weights.
+
+The reference implementation (github.com/akamaster/pytorch_resnet_cifar10)
+names its parameters `conv1.weight`, `bn1.running_var`,
+`layer2.0.conv1.weight`, `layer3.8.bn2.bias`, `linear.weight` (with a
+`module.` prefix when saved from `DataParallel`); option-B shortcuts are
+`layerS.I.shortcut.0` (conv) and `.1` (BN). Each maps to one Keras variable
+path of `resnet_cifar` (`conv1/kernel`, `layer2_0/branch/conv1/kernel`, ...),
+with conv kernels moved from `(out, in, h, w)` to `(h, w, in, out)` and dense
+kernels transposed.
+"""
+
+import re
+
+import numpy as np
+
+BATCH_NORM_NAMES = {
+    "weight": "gamma",
+    "bias": "beta",
+    "running_mean": "moving_mean",
+    "running_var": "moving_variance",
+}
+IGNORED_SUFFIXES = (".num_batches_tracked",)
+SHORTCUT_LAYERS = {"0": "projection/proj_conv", "1": "projection/proj_bn"}
+
+_UNIT_KEY = re.compile(r"^layer(\d+)\.(\d+)\.(conv\d|bn\d|shortcut\.[01])\.(\w+)$")
+_STEM_KEY = re.compile(r"^(conv1|bn1|linear)\.(\w+)$")
+_UNIT_PATH = re.compile(r"^layer(\d+)_(\d+)/(branch/conv\d|branch/bn\d|projection/proj_conv|projection/proj_bn)/(\w+)$")
+_STEM_PATH = re.compile(r"^(conv1|bn1|linear)/(\w+)$")
+
+
+class WeightsMismatchError(ValueError):
+    """A checkpoint's parameters do not fit the model's variables."""
+
+
+def state_dict_from_checkpoint(checkpoint):
+    """The state_dict of a loaded checkpoint, without any `module.` prefix.
+
+    Accepts the reference's `{"state_dict": ..., "best_prec1": ...}` and a
+    bare state_dict.
+    """
+    state_dict = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state_dict, dict) or not all(
+        isinstance(value, np.ndarray) for value in state_dict.values()
+    ):
+        raise WeightsMismatchError(
+            "The checkpoint holds no state_dict of tensors (expected a dict of "
+            "tensors, or a dict with a 'state_dict' entry)."
+        )
+    return {_strip_prefix(key): value for key, value in state_dict.items()}
+
+
+def keras_weights_from_state_dict(state_dict):
+    """Converts a reference state_dict into `{keras_variable_path: array}`.
+
+    Raises:
+        WeightsMismatchError: a key has no counterpart in `resnet_cifar`
+            (it is named in the message).
+    """
+    weights = {}
+    for key, value in state_dict.items():
+        if key.endswith(IGNORED_SUFFIXES):
+            continue
+        path = keras_path(key)
+        if path is None:
+            raise WeightsMismatchError(
+                f"Checkpoint key {key!r} (shape {tuple(value.shape)}) has no "
+                "counterpart in the Keras CIFAR ResNet."
+            )
+        weights[path] = _to_keras_layout(path, np.asarray(value))
+    return weights
+
+
+def keras_path(torch_key):
+    """The Keras variable path of a reference state_dict key, or `None`."""
+    match = _STEM_KEY.match(torch_key)
+    if match:
+        layer, name = match.groups()
+        return _variable_path(layer, name, is_norm=layer.startswith("bn"))
+    match = _UNIT_KEY.match(torch_key)
+    if match:
+        stage, index, layer, name = match.groups()
+        if layer.startswith("shortcut"):
+            layer_path = SHORTCUT_LAYERS[layer[-1]]
+        else:
+            layer_path = f"branch/{layer}"
+        is_norm = layer_path.rsplit("/", 1)[-1].startswith(("bn", "proj_bn"))
+        variable = _variable_path(layer_path, name, is_norm)
+        return variable and f"layer{stage}_{index}/{variable}"
+    return None
+
+
+def torch_key(path):
+    """The reference state_dict key of a Keras variable path, or `None`."""
+    inverse_norm = {v: k for k, v in BATCH_NORM_NAMES.items()}
+    inverse_layer = {v: f"shortcut.{k}" for k, v in SHORTCUT_LAYERS.items()}
+    match = _STEM_PATH.match(path)
+    if match:
+        layer, name = match.groups()
+        prefix = layer
+    else:
+        match = _UNIT_PATH.match(path)
+        if not match:
+            return None
+        stage, index, layer, name = match.groups()
+        layer = inverse_layer.get(layer, layer.replace("branch/", ""))
+        prefix = f"layer{stage}.{index}.{layer}"
+    torch_name = inverse_norm.get(name, {"kernel": "weight"}.get(name, name))
+    return f"{prefix}.{torch_name}"
+
+
+def assign_weights(model, weights, source):
+    """Sets every variable of `model` from `weights` (`{path: array}`).
+
+    All checks run before anything is assigned, so a mismatch leaves the
+    model untouched.
+
+    Raises:
+        WeightsMismatchError: naming the first missing, extra or mis-shaped
+            parameters (with both the Keras path and the checkpoint key).
+    """
+    variables = {v.path: v for v in model.weights if not _is_rng_state(v.path)}
+    missing = [path for path in variables if path not in weights]
+    unexpected = [path for path in weights if path not in variables]
+    problems = []
+    if missing:
+        problems.append(
+            f"the model has {len(missing)} weights the file lacks, e.g. {_describe(missing)}"
+        )
+    if unexpected:
+        problems.append(
+            f"the file has {len(unexpected)} weights the model lacks, e.g. "
+            + _describe(unexpected)
+        )
+    for path, variable in variables.items():
+        if path in weights and tuple(weights[path].shape) != tuple(variable.shape):
+            problems.append(
+                f"{_name(path)} has shape {tuple(weights[path].shape)} in the file "
+                f"(Keras layout) but {tuple(variable.shape)} in the model"
+            )
+    if problems:
+        hint = _depth_hint(weights, variables)
+        raise WeightsMismatchError(
+            f"{source} does not match model {model.name!r}{hint}: "
+            + "; ".join(problems[:4])
+            + "."
+        )
+    for path, variable in variables.items():
+        variable.assign(weights[path].astype(variable.dtype))
+
+
+def _depth_hint(weights, variables):
+    """`" (file: ResNet-20, model: ResNet-56)"` when the unit counts differ."""
+    depths = []
+    for paths in (weights, variables):
+        units = {p.split("/", 1)[0] for p in paths if p.startswith("layer1_")}
+        depths.append(6 * len(units) + 2)
+    if depths[0] == depths[1]:
+        return ""
+    return f" (file: ResNet-{depths[0]}, model: ResNet-{depths[1]})"
+
+
+def _variable_path(layer, name, is_norm):
+    if is_norm:
+        keras_name = BATCH_NORM_NAMES.get(name)
+    else:
+        keras_name = {"weight": "kernel", "bias": "bias"}.get(name)
+    return keras_name and f"{layer}/{keras_name}"
+
+
+def _to_keras_layout(path, value):
+    if path.endswith("kernel"):
+        if value.ndim == 4:
+            return value.transpose(2, 3, 1, 0)
+        if value.ndim == 2:
+            return value.T
+    return value
+
+
+def _strip_prefix(key):
+    return key[len("module.") :] if key.startswith("module.") else key
+
+
+def _is_rng_state(path):
+    return "seed_generator" in path
+
+
+def _name(path):
+    key = torch_key(path)
+    return f"{path!r} (checkpoint key {key!r})" if key else repr(path)
+
+
+def _describe(paths, limit=3):
+    text = ", ".join(_name(path) for path in paths[:limit])
+    return text + (", ..." if len(paths) > limit else "")

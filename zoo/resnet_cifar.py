@@ -1,0 +1,243 @@
+"""CIFAR ResNets of He et al. (2015): depth 6n+2, from ResNet-20 to ResNet-1202.
+
+The architecture is the paper's CIFAR one, laid out like the PyTorch
+reference implementation whose checkpoints `weights="cifar10"` loads
+(github.com/akamaster/pytorch_resnet_cifar10): a 3x3 conv with 16 filters,
+BN and ReLU; three stages of `n` basic residual units with 16, 32 and 64
+filters (the first unit of stages 2 and 3 has stride 2); global average
+pooling; a dense classifier (the reference's `linear`). Layer names follow
+the reference's state_dict keys (`conv1`, `bn1`, `layer2_0`, `linear`).
+"""
+
+import keras
+
+from keras_deepblocks.layers import ResidualUnit
+from keras_deepblocks.layers import validation
+from keras_deepblocks.zoo.checkpointed_residual_unit import CheckpointedResidualUnit
+
+STAGE_FILTERS = (16, 32, 64)
+# Normalization the published checkpoints were trained with, after x / 255.
+CIFAR_MEAN = (0.485, 0.456, 0.406)
+CIFAR_STD = (0.229, 0.224, 0.225)
+
+
+def resnet_cifar(
+    depth,
+    num_classes=10,
+    shortcut="A",
+    preactivation=False,
+    final_survival_probability=None,
+    weights=None,
+    input_shape=None,
+    include_preprocessing=True,
+    classifier_activation=None,
+    gradient_checkpointing=False,
+    kernel_regularizer=None,
+    data_format=None,
+    name=None,
+):
+    """A CIFAR ResNet of `depth = 6n + 2` layers.
+
+    Args:
+        depth: `6n + 2` for `n >= 1`: 20, 32, 44, 56, 110 and 1202 are the
+            paper's.
+        num_classes: Units of the classifier. Defaults to `10`.
+        shortcut: `"A"` (parameter-free: subsampling and zero channels, the
+            paper's CIFAR choice) or `"B"` (1x1 projection), used where the
+            shape changes. Defaults to `"A"`.
+        preactivation: Whether to use pre-activation units (He et al. 2016);
+            the stem then has no BN-ReLU, and a final BN-ReLU precedes the
+            pooling. Defaults to `False`.
+        final_survival_probability: `p_L` of stochastic depth with the linear
+            decay rule over all `3n` units (unit `l` survives with
+            `1 - l / 3n (1 - p_L)`). `None` (default) disables it. The
+            published checkpoints were trained without it.
+        weights: `None` (random initialization), `"cifar10"` (the published
+            checkpoint for this depth, downloaded once and converted once
+            into the Keras cache), the path of a PyTorch checkpoint (`.th`,
+            `.pt`, `.pth`) of the reference implementation, or the path of a
+            Keras weights file (`.weights.h5`).
+        input_shape: Shape of one image. Defaults to `(32, 32, 3)` (or
+            `(3, 32, 32)` for channels_first); any size works.
+        include_preprocessing: Whether the model starts with the checkpoints'
+            normalization, `(x / 255 - mean) / std` with ImageNet's mean and
+            std, so that it takes raw pixels in `[0, 255]`. Defaults to `True`.
+            With `False`, feed `cifar_preprocess(images)`.
+        classifier_activation: Activation of the classifier; `None` (default)
+            returns logits, as the reference does. `"softmax"` for
+            probabilities.
+        gradient_checkpointing: Whether residual units recompute their
+            activations in the backward pass instead of storing them
+            (`CheckpointedResidualUnit`): only each unit's input is kept,
+            which cuts training memory several times for about one more
+            forward pass. Gradients are unchanged. Defaults to `False`.
+        kernel_regularizer: Regularizer of the conv kernels, e.g.
+            `keras.regularizers.L2(1e-4)` for the paper's weight decay.
+        data_format: `"channels_last"` or `"channels_first"`. Defaults to
+            `keras.config.image_data_format()`.
+        name: Model name. Defaults to `"resnet{depth}"`.
+
+    Returns:
+        A functional `keras.Model`.
+
+    Example:
+
+    >>> model = resnet_cifar(20)
+    >>> model.output_shape
+    (None, 10)
+    """
+    units_per_stage = _units_per_stage(depth)
+    num_classes = validation.positive_int(num_classes, "num_classes")
+    shortcut = validation.one_of(shortcut, "shortcut", ("A", "B"))
+    preactivation = validation.boolean(preactivation, "preactivation")
+    include_preprocessing = validation.boolean(include_preprocessing, "include_preprocessing")
+    gradient_checkpointing = validation.boolean(gradient_checkpointing, "gradient_checkpointing")
+    data_format = validation.one_of(
+        data_format or keras.config.image_data_format(),
+        "data_format",
+        ("channels_last", "channels_first"),
+    )
+    if weights is not None:
+        from keras_deepblocks.zoo import resnet_cifar_weights
+
+        resnet_cifar_weights.check_compatible(
+            weights, depth, num_classes, shortcut, preactivation
+        )
+
+    channel_axis = -1 if data_format == "channels_last" else 1
+    if input_shape is None:
+        input_shape = (32, 32, 3) if data_format == "channels_last" else (3, 32, 32)
+    inputs = keras.Input(input_shape, name="images")
+    x = inputs
+    if include_preprocessing:
+        x = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(x)
+        x = keras.layers.Normalization(
+            axis=channel_axis,
+            mean=CIFAR_MEAN,
+            variance=[s**2 for s in CIFAR_STD],
+            name="normalization",
+        )(x)
+    x = keras.layers.Conv2D(
+        STAGE_FILTERS[0],
+        3,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=kernel_regularizer,
+        data_format=data_format,
+        name="conv1",
+    )(x)
+    if not preactivation:
+        x = _batch_norm(channel_axis, "bn1")(x)
+        x = keras.layers.ReLU(name="relu1")(x)
+
+    survival = _survival_probabilities(3 * units_per_stage, final_survival_probability)
+    for stage, filters in enumerate(STAGE_FILTERS, start=1):
+        for index in range(units_per_stage):
+            unit_kwargs = dict(
+                filters=filters,
+                strides=2 if (stage > 1 and index == 0) else 1,
+                preactivation=preactivation,
+                shortcut=shortcut,
+                kernel_regularizer=kernel_regularizer,
+                data_format=data_format,
+                name=f"layer{stage}_{index}",
+            )
+            probability = survival[(stage - 1) * units_per_stage + index]
+            if probability is not None:
+                unit_kwargs["survival_probability"] = probability
+            x = _residual_unit(unit_kwargs, gradient_checkpointing)(x)
+
+    if preactivation:
+        x = _batch_norm(channel_axis, "final_bn")(x)
+        x = keras.layers.ReLU(name="final_relu")(x)
+    x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="avgpool")(x)
+    outputs = keras.layers.Dense(
+        num_classes, activation=classifier_activation, name="linear"
+    )(x)
+    model = keras.Model(inputs, outputs, name=name or f"resnet{depth}")
+
+    if weights is not None:
+        from keras_deepblocks.zoo import resnet_cifar_weights
+
+        resnet_cifar_weights.load_weights(model, weights, depth)
+    return model
+
+
+def resnet20(**kwargs):
+    """ResNet-20 (0.27M parameters, 8.75 % CIFAR-10 error); see `resnet_cifar`."""
+    return resnet_cifar(20, **kwargs)
+
+
+def resnet32(**kwargs):
+    """ResNet-32 (0.46M parameters, 7.51 % error); see `resnet_cifar`."""
+    return resnet_cifar(32, **kwargs)
+
+
+def resnet44(**kwargs):
+    """ResNet-44 (0.66M parameters, 7.17 % error); see `resnet_cifar`."""
+    return resnet_cifar(44, **kwargs)
+
+
+def resnet56(**kwargs):
+    """ResNet-56 (0.85M parameters, 6.97 % error); see `resnet_cifar`."""
+    return resnet_cifar(56, **kwargs)
+
+
+def resnet110(**kwargs):
+    """ResNet-110 (1.7M parameters, 6.43 % error); see `resnet_cifar`."""
+    return resnet_cifar(110, **kwargs)
+
+
+def resnet1202(**kwargs):
+    """ResNet-1202 (19.4M parameters, 7.93 % error); see `resnet_cifar`.
+
+    Pass `gradient_checkpointing=True` to train it at batch 128 on one GPU.
+    """
+    return resnet_cifar(1202, **kwargs)
+
+
+def cifar_preprocess(images):
+    """The checkpoints' input normalization, for models built with `include_preprocessing=False`.
+
+    Args:
+        images: Channels-last images with raw pixel values in `[0, 255]`.
+
+    Returns:
+        `(images / 255 - mean) / std` as float32, with the per-channel mean
+        `(0.485, 0.456, 0.406)` and std `(0.229, 0.224, 0.225)`.
+    """
+    images = keras.ops.cast(images, "float32") / 255.0
+    return (images - keras.ops.array(CIFAR_MEAN)) / keras.ops.array(CIFAR_STD)
+
+
+def _units_per_stage(depth):
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(
+            "`depth` must be 6n + 2 for an integer n >= 1 (e.g. 20, 32, 44, 56, "
+            f"110, 1202), got {depth!r}."
+        )
+    return (depth - 2) // 6
+
+
+def _survival_probabilities(num_units, final_survival_probability):
+    if final_survival_probability is None:
+        return [None] * num_units
+    from keras_deepblocks.layers import linear_decay
+
+    return [
+        linear_decay(index, num_units, final_survival_probability)
+        for index in range(1, num_units + 1)
+    ]
+
+
+def _residual_unit(unit_kwargs, gradient_checkpointing):
+    if gradient_checkpointing:
+        return CheckpointedResidualUnit(**unit_kwargs)
+    return ResidualUnit(**unit_kwargs)
+
+
+def _batch_norm(channel_axis, name):
+    return keras.layers.BatchNormalization(
+        axis=channel_axis, momentum=0.9, epsilon=1e-5, name=name
+    )
