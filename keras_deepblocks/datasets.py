@@ -92,8 +92,10 @@ def load(
             Defaults to `0.0` (none).
         data_dir: tensorflow-datasets data directory.
         download: Whether tensorflow-datasets may download a missing dataset.
-        drop_remainder: Drop the last, smaller training batch (data parallel
-            training wants equal batches on every device).
+        drop_remainder: Make every batch full, as data parallel training
+            needs: drop the last, smaller training batch, and pad the test and
+            validation data with examples of weight 0 (the pipelines then yield
+            `(image, label, weight)`, which Keras's metrics respect).
         seed: Seed of the digits split and the training shuffle.
 
     Returns:
@@ -120,9 +122,11 @@ def load(
         x_train, y_train, batch_size, *stats, shuffle=True, pad=pad, flip=flip,
         drop_remainder=drop_remainder, seed=seed,
     )
-    test = pipeline(x_test, y_test, batch_size, *stats)
+    test = pipeline(x_test, y_test, batch_size, *stats, pad_last_batch=drop_remainder)
     if validation_data is not None:
-        validation_data = pipeline(*validation_data, batch_size, *stats)
+        validation_data = pipeline(
+            *validation_data, batch_size, *stats, pad_last_batch=drop_remainder
+        )
     return ImageData(
         train,
         test,
@@ -187,6 +191,7 @@ def pipeline(
     pad=0,
     flip=False,
     drop_remainder=False,
+    pad_last_batch=False,
     seed=0,
 ):
     """A batched `tf.data.Dataset` of `(image, label)` pairs, normalized if `mean` is given.
@@ -194,12 +199,14 @@ def pipeline(
     Training augmentation, applied before normalization as in the reference
     implementations: `pad` zero pixels on every side and a random crop back to
     the original size, then a random horizontal flip if `flip`.
+    `pad_last_batch` fills the last batch up with zero images of weight 0 and
+    makes the pairs `(image, label, weight)` triples.
     """
     import tensorflow as tf
 
     height, width, channels = x.shape[1:]
 
-    def prepare(image, label):
+    def prepare(image, label, *weight):
         if pad:
             image = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
             image = tf.image.random_crop(image, (height, width, channels))
@@ -207,9 +214,16 @@ def pipeline(
             image = tf.image.random_flip_left_right(image)
         if mean is not None:
             image = (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
-        return image, label
+        return (image, label, *weight)
 
-    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    tensors = (x, y)
+    if pad_last_batch:
+        missing = -len(x) % batch_size
+        weights = np.concatenate([np.ones(len(x), "float32"), np.zeros(missing, "float32")])
+        x = np.concatenate([x, np.zeros((missing, *x.shape[1:]), x.dtype)])
+        y = np.concatenate([y, np.zeros(missing, y.dtype)])
+        tensors = (x, y, weights)
+    dataset = tf.data.Dataset.from_tensor_slices(tensors)
     if shuffle:
         dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)

@@ -96,7 +96,8 @@ def compile_recipe(
     model.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=momentum),
         loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        # Weighted, so that zero-weight padding (data parallel evaluation) does not count.
+        weighted_metrics=["accuracy"],
         **compile_kwargs,
     )
     return model

@@ -91,9 +91,13 @@ def run(args):
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
         validation_data=data.validation,
+        shuffle=False,  # the pipeline shuffles
         verbose=args.verbose,
     )
-    trials = tuning.best_trials(tuner, args.top)
+    try:
+        trials = tuning.best_trials(tuner, args.top)
+    except RuntimeError as error:
+        raise SystemExit(f"deepblocks tune: {error}")
     print(f"\nbest {len(trials)} trials of {args.hypermodel} ({args.tuner} search, {args.dataset}):")
     print(tuning.format_trials(trials))
     return 0

@@ -1,5 +1,7 @@
 """Tuner construction and reporting shared by `deepblocks tune` and the notebooks."""
 
+import importlib.util
+
 from keras_deepblocks.layers import validation
 from keras_deepblocks.tuning.space import keras_tuner
 
@@ -35,19 +37,35 @@ def make_tuner(
         seed=seed,
     )
     if kind == "hyperband":
-        return keras_tuner.Hyperband(hypermodel, max_epochs=max_epochs, factor=3, **common)
-    return TUNERS[kind](hypermodel, max_trials=max_trials, **common)
+        tuner = keras_tuner.Hyperband(hypermodel, max_epochs=max_epochs, factor=3, **common)
+    else:
+        tuner = TUNERS[kind](hypermodel, max_trials=max_trials, **common)
+    if importlib.util.find_spec("tensorboard") is None:
+        # On the TensorFlow backend KerasTuner imports tensorboard in every
+        # trial, only to label TensorBoard callbacks, and fails without it.
+        # There is no TensorBoard callback to label then: skip that step.
+        tuner._configure_tensorboard_dir = lambda callbacks, trial, execution=0: None
+    return tuner
 
 
 def best_trials(tuner, count=5):
-    """The `count` best finished trials: dicts of `trial_id`, `score` and `hyperparameters`."""
+    """The `count` best finished trials: dicts of `trial_id`, `score` and `hyperparameters`.
+
+    Raises a `RuntimeError` if no trial finished with a score (KerasTuner
+    logs failed trials and goes on).
+    """
+    trials = [
+        trial for trial in tuner.oracle.get_best_trials(count) if trial.score is not None
+    ]
+    if not trials:
+        raise RuntimeError("No trial of the search finished; see the errors above.")
     return [
         {
             "trial_id": trial.trial_id,
             "score": trial.score,
             "hyperparameters": dict(trial.hyperparameters.values),
         }
-        for trial in tuner.oracle.get_best_trials(count)
+        for trial in trials
     ]
 
 

@@ -1,0 +1,144 @@
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_deepblocks.cli import main
+from keras_deepblocks.data import load_digits
+
+ACCURACY = re.compile(r"top-1 accuracy (\d\.\d+)")
+
+
+def reported_accuracy(text):
+    return float(ACCURACY.findall(text)[-1])
+
+
+def digits_test_pixels(size):
+    """The evaluation data as an independent reference: digits test images, 0..255, resized."""
+    _, (x_test, y_test) = load_digits(images=True)
+    x_test = x_test * 255.0
+    if size != 8:
+        x_test = tf.image.resize(x_test, (size, size)).numpy()
+    return x_test, y_test
+
+
+def test_train_resnet20_offline_then_evaluate(tmp_path, capsys):
+    output = tmp_path / "resnet20.keras"
+    log_dir = tmp_path / "runs"
+    main(
+        ["train", "resnet20", "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "32",
+         "--output", str(output), "--log-dir", str(log_dir), "--verbose", "0"]
+    )
+    trained = reported_accuracy(capsys.readouterr().out)
+    assert output.is_file() and (log_dir / "checkpoint.keras").is_file()
+
+    assert main(["evaluate", str(output)]) == 0
+    evaluated = reported_accuracy(capsys.readouterr().out)
+    # The model saved after training, fed raw test pixels, scores what training reported.
+    assert evaluated == pytest.approx(trained, abs=1e-4)
+
+    model = keras.saving.load_model(output)
+    assert model.input_shape == (None, 32, 32, 1)  # digits resized for the CIFAR network
+    x_test, y_test = digits_test_pixels(32)
+    reference = np.mean(np.argmax(model.predict(x_test, verbose=0), axis=-1) == y_test)
+    assert evaluated == pytest.approx(reference, abs=1e-4)
+    # The saved model normalizes with the training split's per-channel statistics.
+    (x_train, _), _ = load_digits(images=True)
+    normalization = model.get_layer("normalization")
+    train_pixels = tf.image.resize(x_train * 255.0, (32, 32)).numpy()
+    np.testing.assert_allclose(np.ravel(normalization.mean), train_pixels.mean(), rtol=1e-4)
+    np.testing.assert_allclose(
+        np.sqrt(np.ravel(normalization.variance)), train_pixels.std(), rtol=1e-4
+    )
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+class RecordEpochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_interrupted_training_resumes_from_backup(tmp_path):
+    from keras_deepblocks.cli import build_parser
+    from keras_deepblocks.cli import train
+
+    argv = ["train", "highway_mlp", "--depth", "2", "--width", "8", "--epochs", "3",
+            "--steps-per-epoch", "2", "--batch-size", "16", "--output", str(tmp_path / "m.keras"),
+            "--log-dir", str(tmp_path / "runs"), "--verbose", "0"]
+    with pytest.raises(KeyboardInterrupt):
+        train.run(build_parser().parse_args(argv), callbacks=[StopAfterEpoch(1)])
+    assert (tmp_path / "runs" / "backup").is_dir()
+    assert not (tmp_path / "m.keras").exists()
+
+    keras.backend.clear_session()
+    record = RecordEpochs()
+    train.run(build_parser().parse_args(argv), callbacks=[record])
+    assert record.epochs == [2]  # epochs 0 and 1 were restored, not run again
+    model = keras.saving.load_model(tmp_path / "m.keras")
+    assert int(model.optimizer.iterations) == 3 * 2
+    assert not (tmp_path / "runs" / "backup").exists()  # removed after a finished run
+
+
+def test_train_rejects_bad_arguments(capsys):
+    for argv, message in [
+        (["train", "resnet21"], "6n+2"),
+        (["train", "vgg16"], "unknown model"),
+        (["train", "resnet20", "--depth", "3"], "highway and plain nets"),
+        (["train", "highway_mlp", "--final-survival-probability", "0.5"], "for ResNets"),
+        (["train", "resnet20", "--final-survival-probability", "1.5"], "(0, 1]"),
+        (["train", "resnet20", "--dataset", "imagenet"], "unknown dataset"),
+        (["train", "resnet20", "--epochs", "0"], "--epochs must be >= 1"),
+    ]:
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            main(argv)
+
+
+TF_TWO_CPUS = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from keras_deepblocks.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_distribute_on_two_virtual_cpu_devices(backend, tmp_path):
+    output = tmp_path / "model.keras"
+    argv = ["train", "highway_mlp", "--depth", "2", "--width", "8", "--epochs", "1",
+            "--steps-per-epoch", "4", "--batch-size", "32", "--distribute", "--output", str(output),
+            "--log-dir", str(tmp_path / "runs"), "--verbose", "0"]
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    if backend == "jax":
+        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        command = [sys.executable, "-m", "keras_deepblocks.cli", *argv]
+    else:
+        command = [sys.executable, "-c", TF_TWO_CPUS, *argv]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 replicas" in result.stdout
+    # The test split (359 images, not a multiple of 32) is padded with zero-weight
+    # examples: the reported accuracy is exactly the full test set's.
+    model = keras.saving.load_model(output)
+    x_test, y_test = digits_test_pixels(8)
+    reference = np.mean(np.argmax(model.predict(x_test, verbose=0), axis=-1) == y_test)
+    assert reported_accuracy(result.stdout) == pytest.approx(reference, abs=1e-4)
