@@ -170,7 +170,15 @@ def fetch_checkpoint(depth):
 
 
 def cache_directory():
-    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    """`$KERAS_HOME` or `~/.keras`, created; like `get_file`, a temp folder if not writable."""
+    directory = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        os.makedirs(os.path.join(directory, "models"), exist_ok=True)
+    except OSError:
+        pass
+    if not os.access(directory, os.W_OK):
+        directory = os.path.join(tempfile.gettempdir(), ".keras")
+    return directory
 
 
 def sha256(path):

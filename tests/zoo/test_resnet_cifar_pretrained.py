@@ -1,0 +1,184 @@
+"""Published PyTorch ResNet-CIFAR checkpoints in the Keras builders: fidelity, download, refusal."""
+
+import hashlib
+import pathlib
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from keras_deepblocks.zoo import resnet20
+from keras_deepblocks.zoo import resnet56
+from keras_deepblocks.zoo import resnet_cifar
+from keras_deepblocks.zoo import resnet_cifar_weights as registry
+from keras_deepblocks.zoo.converters.resnet_cifar import WeightsMismatchError
+
+torch = pytest.importorskip("torch")
+
+RESNET20 = "resnet20-12fca82f.th"
+RESNET56 = "resnet56-4bfd9763.th"
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+class TorchBasicBlock(torch.nn.Module):
+    """The reference's basic block: option-A shortcut by subsampling and zero channels."""
+
+    def __init__(self, in_planes, planes, stride):
+        super().__init__()
+        nn = torch.nn
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.stride = stride
+        self.extra = planes - in_planes
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x[:, :, :: self.stride, :: self.stride]
+        if self.extra:
+            half = self.extra // 2
+            shortcut = torch.nn.functional.pad(shortcut, (0, 0, 0, 0, half, self.extra - half))
+        return torch.relu(out + shortcut)
+
+
+class TorchResNet(torch.nn.Module):
+    def __init__(self, depth, num_classes=10):
+        super().__init__()
+        nn = torch.nn
+        n = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        in_planes = 16
+        for stage, planes in enumerate((16, 32, 64), start=1):
+            blocks = []
+            for index in range(n):
+                stride = 2 if stage > 1 and index == 0 else 1
+                blocks.append(TorchBasicBlock(in_planes, planes, stride))
+                in_planes = planes
+            setattr(self, f"layer{stage}", nn.Sequential(*blocks))
+        self.linear = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.linear(x.mean(dim=(2, 3)))
+
+
+def torch_logits(checkpoint_path, depth, images):
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
+    network = TorchResNet(depth)
+    network.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    network.eval()
+    x = (images.astype(np.float32) / 255.0 - MEAN) / STD
+    with torch.no_grad():
+        return network(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+
+
+def logits(model, images):
+    return keras.ops.convert_to_numpy(model(images, training=False))
+
+
+def raw_images(count=3, size=32):
+    return np.random.default_rng(7).integers(0, 256, (count, size, size, 3)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("builder, depth, name", [(resnet20, 20, RESNET20), (resnet56, 56, RESNET56)])
+def test_converted_checkpoint_matches_pytorch_reference(shared_fixtures, builder, depth, name):
+    path = shared_fixtures / "resnet_cifar_torch" / name
+    images = raw_images()
+    model = builder(weights=str(path))
+    keras_logits = np.asarray(model.predict(images, verbose=0))
+    reference = torch_logits(path, depth, images)
+    assert np.abs(keras_logits - reference).max() <= 1e-4
+    # Not trivially equal: the logits separate the images.
+    assert np.abs(reference[0] - reference[1]).max() > 0.1
+
+
+def test_wrong_architecture_names_the_mismatch(shared_fixtures):
+    path = shared_fixtures / "resnet_cifar_torch" / RESNET20
+    with pytest.raises(WeightsMismatchError, match=r"ResNet-20.*ResNet-56.*layer1\.3\.conv1\.weight"):
+        resnet56(weights=str(path))
+    with pytest.raises(WeightsMismatchError, match=r"linear\.weight.*\(64, 10\).*\(64, 100\)"):
+        resnet20(num_classes=100, weights=str(path))
+
+
+def _serve(directory, monkeypatch):
+    """Points the registry at a local folder (file:// URL) and the Keras cache at a temp dir."""
+    monkeypatch.setattr(registry, "BASE_URL", pathlib.Path(directory).as_uri() + "/")
+
+
+def _cache_files(keras_home):
+    return sorted(p.name for p in (keras_home / "models").glob("*")) if (keras_home / "models").exists() else []
+
+
+def test_cifar10_without_network_fails_cleanly(tmp_path, monkeypatch):
+    keras_home = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    monkeypatch.setattr(registry, "BASE_URL", "http://127.0.0.1:9/unreachable/")
+    with pytest.raises(registry.WeightsUnavailableError, match=r"Could not get the pretrained ResNet-20.*weights='/path/to/resnet20-12fca82f\.th'"):
+        resnet20(weights="cifar10")
+    assert _cache_files(keras_home) == []
+
+
+@pytest.mark.parametrize("name", [RESNET20, "resnet110-1d1ed7c2.th"])
+def test_corrupted_download_is_deleted(tmp_path, monkeypatch, name):
+    # resnet20 has a full SHA-256, resnet110 only the prefix in its name.
+    server = tmp_path / "server"
+    server.mkdir()
+    (server / name).write_bytes(b"not a checkpoint" * 100)
+    keras_home = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    _serve(server, monkeypatch)
+    with pytest.raises(registry.WeightsUnavailableError):
+        registry.fetch_checkpoint(int(name[6:].split("-")[0]))
+    assert _cache_files(keras_home) == []
+
+
+def test_cifar10_downloads_verifies_converts_once(shared_fixtures, tmp_path, monkeypatch):
+    keras_home = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    _serve(shared_fixtures / "resnet_cifar_torch", monkeypatch)
+    images = raw_images(2)
+    first = logits(resnet20(weights="cifar10"), images)
+    assert _cache_files(keras_home) == [RESNET20, "resnet20-12fca82f.weights.npz"]
+    digest = hashlib.sha256((keras_home / "models" / RESNET20).read_bytes()).hexdigest()
+    assert digest == registry.CHECKPOINTS[20].sha256
+
+    def no_second_conversion(path):
+        raise AssertionError("converted twice")
+
+    monkeypatch.setattr(registry, "convert_checkpoint", no_second_conversion)
+    monkeypatch.setattr(registry, "BASE_URL", "http://127.0.0.1:9/unreachable/")
+    second = resnet20(weights="cifar10", include_preprocessing=False, gradient_checkpointing=True)
+    from keras_deepblocks.zoo import cifar_preprocess
+
+    np.testing.assert_allclose(
+        logits(second, cifar_preprocess(images)), first, atol=1e-5
+    )
+    np.testing.assert_allclose(first, torch_logits(keras_home / "models" / RESNET20, 20, images), atol=1e-4)
+
+
+def test_cifar10_rejects_unpublished_configurations():
+    for kwargs, name in (({"num_classes": 100}, "num_classes"), ({"shortcut": "B"}, "shortcut"), ({"preactivation": True}, "preactivation")):
+        with pytest.raises(ValueError, match=name):
+            resnet_cifar(20, weights="cifar10", **kwargs)
+    with pytest.raises(ValueError, match="depth"):
+        resnet_cifar(26, weights="cifar10")
+    with pytest.raises(ValueError, match="weights"):
+        resnet_cifar(20, weights="imagenet")
+    with pytest.raises(FileNotFoundError, match="missing.th"):
+        resnet_cifar(20, weights="missing.th")
+
+
+def test_keras_weights_file_and_converted_file(shared_fixtures, tmp_path):
+    source = resnet20(weights=str(shared_fixtures / "resnet_cifar_torch" / RESNET20))
+    images = raw_images(2)
+    expected = logits(source, images)
+    source.save_weights(tmp_path / "r20.weights.h5")
+    np.testing.assert_array_equal(logits(resnet20(weights=str(tmp_path / "r20.weights.h5")), images), expected)
+    registry.write_converted(registry.convert_checkpoint(shared_fixtures / "resnet_cifar_torch" / RESNET20), str(tmp_path / "r20.weights.npz"))
+    np.testing.assert_array_equal(logits(resnet20(weights=str(tmp_path / "r20.weights.npz")), images), expected)
