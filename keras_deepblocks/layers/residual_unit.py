@@ -3,6 +3,12 @@ from keras import layers
 from keras import ops
 
 from keras_deepblocks.layers import validation
+from keras_deepblocks.layers.stochastic_depth import DROP_MODES
+from keras_deepblocks.layers.stochastic_depth import RESCALE_MODES
+from keras_deepblocks.layers.stochastic_depth import SKIP_STRATEGIES
+from keras_deepblocks.layers.stochastic_depth import check_probability
+from keras_deepblocks.layers.stochastic_depth import check_seed
+from keras_deepblocks.layers.stochastic_depth import stochastic_residual
 
 BOTTLENECK_EXPANSION = 4
 SHORTCUTS = ("A", "B")
@@ -34,6 +40,13 @@ class ResidualUnit(keras.layers.Layer):
     PyTorch does, so weights from PyTorch blocks give the same outputs.
     Convolutions have no bias (each is followed by BN).
 
+    With a `survival_probability`, the unit uses stochastic depth (Huang et
+    al. 2016, see `StochasticDepth`): in training the branch `F` is dropped
+    (not computed) with probability `1 - p`, giving `relu(shortcut(x))`
+    (post-activation) or `shortcut(x)`; at inference it is scaled by `p`.
+    In pre-activation units with an identity shortcut the pre-activation BN
+    only feeds `F` and is skipped with it.
+
     Args:
         filters: Channels of the branch. The output has `filters` channels
             (`4 * filters` for bottleneck units).
@@ -52,6 +65,13 @@ class ResidualUnit(keras.layers.Layer):
         epsilon: BN epsilon. Defaults to `1e-5` (PyTorch's default).
         data_format: `"channels_last"` or `"channels_first"`. Defaults to
             `keras.config.image_data_format()`.
+        survival_probability: `None` (no stochastic depth, the default) or
+            the probability `p` in `(0, 1]` to keep `F`; see `linear_decay`.
+        drop_mode: `"batch"` or `"sample"`, as in `StochasticDepth`.
+        rescale: `"inference"` or `"training"`, as in `StochasticDepth`.
+        skip_strategy: `"auto"`, `"skip"` or `"multiply"`, as in
+            `StochasticDepth`.
+        seed: Integer seed of the drops, or `None`. Give each unit its own.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
     Call arguments:
@@ -64,6 +84,11 @@ class ResidualUnit(keras.layers.Layer):
     >>> y = ResidualUnit(32, strides=2, shortcut="A")(x)
     >>> y.shape
     (None, 16, 16, 32)
+
+    A stochastic-depth stack with the paper's linear decay:
+
+    >>> units = [ResidualUnit(16, survival_probability=linear_decay(l, 9, 0.5))
+    ...          for l in range(1, 10)]
     """
 
     def __init__(
@@ -78,6 +103,11 @@ class ResidualUnit(keras.layers.Layer):
         momentum=0.9,
         epsilon=1e-5,
         data_format=None,
+        survival_probability=None,
+        drop_mode="batch",
+        rescale="inference",
+        skip_strategy="auto",
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -94,6 +124,22 @@ class ResidualUnit(keras.layers.Layer):
             data_format or keras.config.image_data_format(),
             "data_format",
             ("channels_last", "channels_first"),
+        )
+        self.survival_probability = (
+            None
+            if survival_probability is None
+            else check_probability(survival_probability, "survival_probability")
+        )
+        self.drop_mode = validation.one_of(drop_mode, "drop_mode", DROP_MODES)
+        self.rescale = validation.one_of(rescale, "rescale", RESCALE_MODES)
+        self.skip_strategy = validation.one_of(
+            skip_strategy, "skip_strategy", SKIP_STRATEGIES
+        )
+        self.seed = check_seed(seed)
+        self.seed_generator = (
+            None
+            if self.survival_probability is None
+            else keras.random.SeedGenerator(seed)
         )
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
@@ -141,14 +187,44 @@ class ResidualUnit(keras.layers.Layer):
         )
 
     def call(self, inputs, training=None):
-        branch_input = inputs
-        if self.preact_norm is not None:
-            branch_input = ops.relu(self.preact_norm(inputs, training=training))
         # Pre-activation units feed the pre-activated input to a shortcut that
-        # changes shape, and the raw input to an identity shortcut.
-        shortcut = self._shortcut(inputs if self.has_identity_shortcut else branch_input, training)
-        outputs = ops.add(self.branch(branch_input, training=training), shortcut)
+        # changes shape, and the raw input to an identity shortcut; then the
+        # pre-activation belongs to the branch alone (and is skipped with it).
+        shared_preactivation = (
+            self.preact_norm is not None and not self.has_identity_shortcut
+        )
+        branch_input = inputs
+        if shared_preactivation:
+            branch_input = self._preactivate(inputs, training)
+        shortcut = self._shortcut(branch_input, training)
+
+        def residual(x):
+            if self.preact_norm is not None and not shared_preactivation:
+                x = self._preactivate(x, training)
+            return self.branch(x, training=training)
+
+        if self.survival_probability is None:
+            outputs = ops.add(residual(branch_input), shortcut)
+        else:
+            branch_layers = [self.branch]
+            if not shared_preactivation and self.preact_norm is not None:
+                branch_layers.append(self.preact_norm)
+            outputs = stochastic_residual(
+                residual,
+                branch_input,
+                shortcut,
+                self.survival_probability,
+                training=training,
+                seed_generator=self.seed_generator,
+                drop_mode=self.drop_mode,
+                rescale=self.rescale,
+                skip_strategy=self.skip_strategy,
+                branch_layers=branch_layers,
+            )
         return outputs if self.preactivation else ops.relu(outputs)
+
+    def _preactivate(self, inputs, training):
+        return ops.relu(self.preact_norm(inputs, training=training))
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
@@ -177,6 +253,11 @@ class ResidualUnit(keras.layers.Layer):
                 "momentum": self.momentum,
                 "epsilon": self.epsilon,
                 "data_format": self.data_format,
+                "survival_probability": self.survival_probability,
+                "drop_mode": self.drop_mode,
+                "rescale": self.rescale,
+                "skip_strategy": self.skip_strategy,
+                "seed": self.seed,
             }
         )
         return config
