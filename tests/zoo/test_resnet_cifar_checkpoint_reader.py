@@ -96,7 +96,7 @@ def test_refuses_a_zip_checkpoint_that_runs_code(tmp_path):
 def test_refuses_calling_an_allowed_global_with_a_foreign_object(tmp_path):
     # torch._utils._rebuild_tensor is allowed, but only on a storage:
     # _rebuild_tensor(0, 0, (), ()).
-    payload = b"\x80\x02ctorch._utils\n_rebuild_tensor\n(K\x00K\x00)(tR."
+    payload = b"\x80\x02ctorch._utils\n_rebuild_tensor\n(K\x00K\x00))tR."
     path = tmp_path / "evil.th"
     path.write_bytes(legacy_file(payload))
     with pytest.raises(UnsafeCheckpointError, match="int instead of a storage"):
