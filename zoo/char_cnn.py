@@ -14,7 +14,7 @@ import numpy as np
 
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import validation
-from zoo.char_cnn_layer import CharCNN
+from keras_deepblocks.zoo.char_cnn_layer import CharCNN
 
 _ELMO_FILTERS = [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]]
 
@@ -106,6 +106,7 @@ def char_cnn_highway_encoder(config, weights=None, weights_hash=None, name=None)
     """
     config_name = config if isinstance(config, str) and config in CHAR_CNN_CONFIGS else None
     config = resolve_config(config)
+    path = None if weights is None else _weights_path(weights, config_name, weights_hash)
     ids = keras.Input((None, config["max_characters_per_token"]), dtype="int32", name="char_ids")
     x = CharCNN(
         config["filters"],
@@ -120,8 +121,8 @@ def char_cnn_highway_encoder(config, weights=None, weights_hash=None, name=None)
     if config["projection_dim"]:
         x = keras.layers.Dense(config["projection_dim"], name="projection")(x)
     encoder = keras.Model(ids, x, name=name or config_name or "char_cnn_highway_encoder")
-    if weights is not None:
-        load_bilm_weights(encoder, _weights_path(weights, config_name, weights_hash))
+    if path is not None:
+        load_bilm_weights(encoder, path)
     return encoder
 
 

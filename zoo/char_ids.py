@@ -68,7 +68,8 @@ class CharacterIds(keras.layers.Layer):
         **kwargs,
     ):
         kwargs.setdefault("dtype", "int32")
-        super().__init__(trainable=False, **kwargs)
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
         self.scheme = validation.one_of(scheme, "scheme", SCHEMES)
         self.max_characters_per_token = validation.positive_int(
             max_characters_per_token, "max_characters_per_token"

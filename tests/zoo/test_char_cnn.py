@@ -1,0 +1,273 @@
+import hashlib
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+
+from keras_deepblocks.zoo.char_cnn import CHAR_CNN_CONFIGS
+from keras_deepblocks.zoo.char_cnn import char_cnn_highway_encoder
+from keras_deepblocks.zoo.char_cnn import load_bilm_weights
+from keras_deepblocks.zoo.char_cnn import resolve_config
+from keras_deepblocks.zoo.char_cnn_layer import CharCNN
+from keras_deepblocks.zoo.char_ids import CharacterIds
+from keras_deepblocks.zoo.char_ids import char_ids
+
+# The fixture's char_cnn options (its projection comes from options["lstm"]).
+# Tests build encoders of these shapes only: JAX compiles each new shape.
+FIXTURE_CONFIG = {
+    "embedding": {"dim": 4},
+    "filters": [[1, 4], [2, 8], [3, 16], [4, 32], [5, 64]],
+    "n_highway": 2,
+    "activation": "relu",
+    "n_characters": 262,
+    "max_characters_per_token": 50,
+    "projection_dim": 16,
+}
+
+
+# --- independent references -------------------------------------------------
+
+
+def reference_elmo_ids(word, max_chars=50):
+    """bilm-tf/AllenNLP's character ids, written from the fixture README."""
+    if word == "<S>":
+        codes = [258, 256, 259]
+    elif word == "</S>":
+        codes = [258, 257, 259]
+    else:
+        codes = [258, *word.encode("utf-8")[: max_chars - 2], 259]
+    codes += [260] * (max_chars - len(codes))
+    return [c + 1 for c in codes]
+
+
+def numpy_elmo_encoder(ids, h5):
+    """The bilm-tf character encoder in NumPy, read straight from the HDF5 arrays."""
+    options_filters = [h5[f"CNN/W_cnn_{i}"].shape for i in range(len(h5["CNN"]) // 2)]
+    table = np.concatenate([np.zeros((1, h5["char_embed"].shape[1])), h5["char_embed"][...]])
+    embedded = table[ids]  # (words, chars, dim)
+    pooled = []
+    for i, (_, width, _, _) in enumerate(options_filters):
+        kernel, bias = h5[f"CNN/W_cnn_{i}"][0], h5[f"CNN/b_cnn_{i}"][...]
+        positions = embedded.shape[1] - width + 1
+        maps = sum(embedded[:, k : k + positions] @ kernel[k] for k in range(width)) + bias
+        pooled.append(np.maximum(maps.max(axis=1), 0))
+    x = np.concatenate(pooled, axis=-1)
+    k = 0
+    while f"CNN_high_{k}" in h5:
+        layer = h5[f"CNN_high_{k}"]
+        transformed = np.maximum(x @ layer["W_transform"][...] + layer["b_transform"][...], 0)
+        gate = 1 / (1 + np.exp(-(x @ layer["W_carry"][...] + layer["b_carry"][...])))
+        x = gate * transformed + (1 - gate) * x
+        k += 1
+    return x @ h5["CNN_proj/W_proj"][...] + h5["CNN_proj/b_proj"][...]
+
+
+def elmo_fixture(shared_fixtures):
+    folder = shared_fixtures / "elmo"
+    words = (folder / "vocab_test.txt").read_text(encoding="utf-8").split()
+    return folder / "options.json", folder / "lm_weights.hdf5", words
+
+
+# --- character ids ----------------------------------------------------------
+
+
+def test_elmo_ids_of_ascii_multibyte_and_long_tokens():
+    words = ["cat", "naïve", "日本", "🙂!", "x" * 60, "a" * 47 + "é", "<S>", "</S>", "<s>"]
+    ids = ops.convert_to_numpy(char_ids(words))
+    assert ids.shape == (len(words), 50) and ids.dtype == np.int32
+    np.testing.assert_array_equal(ids, [reference_elmo_ids(w) for w in words])
+    # Spot checks against hand-written values, independent of the reference.
+    np.testing.assert_array_equal(ids[0, :6], [259, 100, 98, 117, 260, 261])
+    np.testing.assert_array_equal(ids[2, 1:7], [0xE6 + 1, 0x97 + 1, 0xA5 + 1, 0xE6 + 1, 0x9C + 1, 0xAC + 1])
+    assert ids[4, 48] == ord("x") + 1 and ids[4, 49] == 260  # 48 bytes kept, then end-of-word
+    assert ids[5, 48] == 0xC3 + 1 and ids[5, 49] == 260  # truncation splits "é" as bilm-tf does
+    np.testing.assert_array_equal(ids[6, :4], [259, 257, 260, 261])
+
+
+def test_byte_scheme_and_padding_tokens():
+    ids = ops.convert_to_numpy(
+        char_ids([["ab", "é", ""], ["abcdef", "", ""]], scheme="bytes", max_characters_per_token=4)
+    )
+    np.testing.assert_array_equal(
+        ids,
+        [
+            [[98, 99, 0, 0], [0xC3 + 1, 0xA9 + 1, 0, 0], [0, 0, 0, 0]],
+            [[98, 99, 100, 101], [0, 0, 0, 0], [0, 0, 0, 0]],
+        ],
+    )
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+def test_sentence_boundaries_follow_each_sentence(ragged):
+    batch = [["The", "cat", "sat"], ["Hi"]]
+    tokens = tf.ragged.constant(batch) if ragged else tf.constant([["The", "cat", "sat"], ["Hi", "", ""]])
+    ids = ops.convert_to_numpy(CharacterIds(sentence_boundaries=True)(tokens))
+    expected_first = ["<S>", "The", "cat", "sat", "</S>"]
+    np.testing.assert_array_equal(ids[0], [reference_elmo_ids(w) for w in expected_first])
+    np.testing.assert_array_equal(ids[1, :3], [reference_elmo_ids(w) for w in ["<S>", "Hi", "</S>"]])
+    assert not ids[1, 3:].any()  # padding tokens stay all zeros, after "</S>"
+
+
+def test_character_ids_inside_tf_data():
+    layer = CharacterIds(max_characters_per_token=10, sentence_boundaries=True)
+    lines = tf.data.Dataset.from_tensor_slices(["the cat sat", "a dog"])
+    dataset = lines.map(tf.strings.split).ragged_batch(2).map(layer)
+    ids = next(iter(dataset))
+    assert isinstance(ids, tf.Tensor) and ids.shape == (2, 5, 10)
+    np.testing.assert_array_equal(ids.numpy()[1, 2], reference_elmo_ids("dog", 10))
+
+
+def test_character_ids_config_round_trip_and_argument_errors():
+    layer = CharacterIds("bytes", 7, sentence_boundaries=True, name="ids")
+    clone = CharacterIds.from_config(layer.get_config())
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(clone(["ab"])), ops.convert_to_numpy(layer(["ab"]))
+    )
+    with pytest.raises(ValueError, match="scheme"):
+        CharacterIds("unicode")
+    with pytest.raises(ValueError, match="max_characters_per_token"):
+        CharacterIds(max_characters_per_token=2)
+    with pytest.raises(TypeError, match="string"):
+        CharacterIds()([1, 2])
+
+
+# --- encoder with the published-format fixture ------------------------------
+
+
+def test_fixture_encoder_matches_numpy_reference(shared_fixtures):
+    h5py = pytest.importorskip("h5py")
+    options, weights, words = elmo_fixture(shared_fixtures)
+    encoder = char_cnn_highway_encoder(str(options), weights=str(weights))
+    ids = ops.convert_to_numpy(char_ids([words]))
+    np.testing.assert_array_equal(ids[0], [reference_elmo_ids(w) for w in words])
+    embedded = ops.convert_to_numpy(encoder(ids))[0]
+    with h5py.File(weights, "r") as h5:
+        expected = numpy_elmo_encoder(ids[0], h5)
+    assert embedded.shape == (len(words), 16)
+    assert np.abs(embedded - expected).max() <= 1e-5
+
+
+def test_fixture_options_dict_and_round_trip(shared_fixtures, tmp_path):
+    options, weights, words = elmo_fixture(shared_fixtures)
+    assert resolve_config(str(options)) == FIXTURE_CONFIG  # projection_dim from options["lstm"]
+    config = json.loads(options.read_text())["char_cnn"]
+    config["projection_dim"] = 16
+    encoder = char_cnn_highway_encoder(config, weights=str(weights))
+    ids = char_ids([words[:7], words[7:10]])
+    before = ops.convert_to_numpy(encoder(ids))
+    path = tmp_path / "encoder.keras"
+    encoder.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_array_equal(ops.convert_to_numpy(restored(ids)), before)
+
+
+def test_fixture_mismatches_name_the_key(shared_fixtures, tmp_path):
+    h5py = pytest.importorskip("h5py")
+    _, weights, _ = elmo_fixture(shared_fixtures)
+    with pytest.raises(ValueError, match="CNN_high_1/W_carry"):
+        char_cnn_highway_encoder({**FIXTURE_CONFIG, "n_highway": 1}, weights=str(weights))
+    with pytest.raises(ValueError, match="CNN_proj/W_proj"):
+        char_cnn_highway_encoder({**FIXTURE_CONFIG, "projection_dim": None}, weights=str(weights))
+    encoder = char_cnn_highway_encoder(FIXTURE_CONFIG)
+    before = [w.copy() for w in encoder.get_weights()]
+
+    def edited_copy(edit):
+        path = tmp_path / f"edited_{len(list(tmp_path.iterdir()))}.hdf5"
+        path.write_bytes(weights.read_bytes())
+        with h5py.File(path, "r+") as h5:
+            edit(h5)
+        return path
+
+    def narrower_filter(h5):
+        del h5["CNN/W_cnn_4"]
+        h5["CNN/W_cnn_4"] = np.zeros((1, 5, 4, 63), "float32")
+
+    def without(key):
+        return lambda h5: h5.__delitem__(key)
+
+    cases = [
+        (narrower_filter, r"'CNN/W_cnn_4'.*\(1, 5, 4, 63\).*\(1, 5, 4, 64\)"),
+        (without("char_embed"), "'char_embed'"),
+        (without("CNN_high_1/b_transform"), "'CNN_high_1/b_transform'"),
+        (lambda h5: h5.copy("CNN/W_cnn_4", "CNN/W_cnn_5"), "'CNN/W_cnn_5'.*filters"),
+    ]
+    for edit, message in cases:
+        with pytest.raises(ValueError, match=message):
+            load_bilm_weights(encoder, edited_copy(edit))
+    for old, new in zip(before, encoder.get_weights()):
+        np.testing.assert_array_equal(old, new)  # a failed load assigns nothing
+
+
+def test_weights_from_url_check_their_hash(shared_fixtures, tmp_path, monkeypatch):
+    options, weights, words = elmo_fixture(shared_fixtures)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
+    url = weights.resolve().as_uri()
+    cached = tmp_path / "models" / "elmo" / weights.name
+    with pytest.raises(ValueError, match="hash"):
+        char_cnn_highway_encoder(str(options), weights=url, weights_hash="0" * 64)
+    assert not cached.exists()
+    encoder = char_cnn_highway_encoder(str(options), weights=url, weights_hash=sha256)
+    assert cached.exists()
+    reference = char_cnn_highway_encoder(str(options), weights=str(weights))
+    ids = char_ids([words[:4]])
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(encoder(ids)), ops.convert_to_numpy(reference(ids))
+    )
+
+
+# --- configs, masking, serialization ----------------------------------------
+
+
+def test_named_configs_hold_the_published_sizes():
+    elmo = {name: CHAR_CNN_CONFIGS[f"elmo_{name}"] for name in ("original", "medium", "small")}
+    for config in elmo.values():
+        assert sum(n for _, n in config["filters"]) == 2048
+        assert config["embedding"]["dim"] == 16 and config["max_characters_per_token"] == 50
+    assert [elmo[n]["n_highway"] for n in elmo] == [2, 1, 1]
+    assert [elmo[n]["projection_dim"] for n in elmo] == [512, 256, 128]
+    assert sum(n for _, n in CHAR_CNN_CONFIGS["kim_small"]["filters"]) == 525
+    assert sum(n for _, n in CHAR_CNN_CONFIGS["kim_large"]["filters"]) == 1100
+
+
+def test_bad_configs_and_weights_raise():
+    with pytest.raises(ValueError, match="kim_small"):
+        char_cnn_highway_encoder("kim_medium")
+    with pytest.raises(ValueError, match="n_highway"):
+        char_cnn_highway_encoder({"embedding": {"dim": 4}, "filters": [[1, 2]]})
+    with pytest.raises(ValueError, match="filters"):
+        char_cnn_highway_encoder({**FIXTURE_CONFIG, "filters": [[1, 0]]})
+    with pytest.raises(ValueError, match="elmo_original"):
+        char_cnn_highway_encoder(FIXTURE_CONFIG, weights="elmo")
+    with pytest.raises(ValueError, match="weights"):
+        char_cnn_highway_encoder(FIXTURE_CONFIG, weights="no/such/file.hdf5")
+    with pytest.raises(ValueError, match="at least 3 characters"):
+        CharCNN([[3, 2]])(np.ones((1, 2, 2), "int32"))
+
+
+def test_padding_tokens_are_masked_for_the_next_layer():
+    encoder = char_cnn_highway_encoder(FIXTURE_CONFIG)
+    ids = keras.Input((None, 50), dtype="int32")
+    # Averaging skips masked steps: padding tokens must not change the mean.
+    model = keras.Model(ids, keras.layers.GlobalAveragePooling1D()(encoder(ids)))
+    short = ops.convert_to_numpy(char_ids([["ab", "cde"]]))
+    padded = ops.convert_to_numpy(char_ids([["ab", "cde", "", ""]]))
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(model(padded)), ops.convert_to_numpy(model(short)), atol=1e-6
+    )
+    mask = encoder.get_layer("char_cnn").compute_mask(padded)
+    np.testing.assert_array_equal(ops.convert_to_numpy(mask), [[True, True, False, False]])
+
+
+def test_char_cnn_layer_in_sequential_round_trip(tmp_path, rng):
+    layer = CharCNN(FIXTURE_CONFIG["filters"], embedding_dim=4, activation="tanh")
+    model = keras.Sequential([keras.Input((3, 50), dtype="int32"), layer])
+    ids = rng.integers(0, 262, size=(2, 3, 50)).astype("int32")
+    path = tmp_path / "char_cnn.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_array_equal(ops.convert_to_numpy(restored(ids)), ops.convert_to_numpy(model(ids)))
+    assert restored.layers[0].get_config() == model.layers[0].get_config()
