@@ -37,7 +37,8 @@ class StochasticDepth(keras.layers.Layer):
     - `"multiply"`: compute the branch and select `x + f(x)` or `x` with
       the draw; the branch's state is restored when dropped.
     - `"auto"` (default): `"skip"` everywhere except under a JAX trace
-      (`jit`), where it is `"multiply"`. An XLA conditional on JAX made a
+      (`jit`) and under `torch.compile` (a data-dependent `if` splits the
+      compiled graph at every block), where it is `"multiply"`. An XLA conditional on JAX made a
       ResNet-110 training step slower than computing every branch
       (1.5-1.7x on an H100, several times on CPU; see
       `benchmarks/stochastic_depth_speed.py`), so on JAX computing is the
@@ -212,18 +213,18 @@ def stochastic_residual(
     def kept():
         return _add_scaled(base, branch(branch_input), gain)
 
-    if skip_strategy != "multiply":
-        if _is_concrete(keep):
-            if bool(keep):
-                return kept()
-            weights = [w for layer in branch_layers for w in layer.trainable_variables]
-            return _with_zero_gradients(base, weights)
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
+    method = _skip_method(keep, skip_strategy)
+    if method == "python":
+        if bool(keep):
+            return kept()
+        weights = [w for layer in branch_layers for w in layer.trainable_variables]
+        return _with_zero_gradients(base, weights)
+    if method == "tf.cond":
+        import tensorflow as tf
 
-            return tf.cond(keep, kept, lambda: tf.identity(base))
-        if keras.backend.backend() == "jax" and skip_strategy == "skip":
-            return _jax_cond(keep, kept, base, state_variables)
+        return tf.cond(keep, kept, lambda: tf.identity(base))
+    if method == "jax.cond":
+        return _jax_cond(keep, kept, base, state_variables)
     return _compute_and_select(keep, kept, base, state_variables)
 
 
@@ -239,20 +240,32 @@ def _with_zero_gradients(base, weights):
     return base + ops.cast(link, base.dtype)
 
 
-def _is_concrete(value):
-    """Whether `value` holds a number a Python `if` can read (not a trace)."""
+def _skip_method(keep, skip_strategy):
+    """How to apply the draw `keep`: `"python"` (an `if` on its value),
+    `"tf.cond"`, `"jax.cond"` or `"select"` (compute, then select)."""
+    if skip_strategy == "multiply":
+        return "select"
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return not tf.is_symbolic_tensor(value)
+        return "tf.cond" if tf.is_symbolic_tensor(keep) else "python"
     if backend == "jax":
         import jax
 
-        return not isinstance(value, jax.core.Tracer)
+        if not isinstance(keep, jax.core.Tracer):
+            return "python"
+        return "jax.cond" if skip_strategy == "skip" else "select"
     if backend == "torch":
-        return value.device.type != "meta"  # meta: shape inference
-    return True
+        import torch
+
+        if keep.device.type == "meta":  # shape inference
+            return "select"
+        # Under torch.compile an `if` on a tensor splits the graph at every
+        # block; "auto" keeps one graph there.
+        if skip_strategy == "auto" and torch.compiler.is_compiling():
+            return "select"
+    return "python"
 
 
 def _compute_and_select(keep, kept, base, state_variables):
