@@ -66,3 +66,4 @@ def char_aware_language_model(
         vocabulary_size, activation="softmax", dtype="float32", name="word_softmax"
     )(x)
     return keras.Model(ids, probabilities, name=name)
+
