@@ -142,3 +142,19 @@ def test_distribute_on_two_virtual_cpu_devices(backend, tmp_path):
     x_test, y_test = digits_test_pixels(8)
     reference = np.mean(np.argmax(model.predict(x_test, verbose=0), axis=-1) == y_test)
     assert reported_accuracy(result.stdout) == pytest.approx(reference, abs=1e-4)
+
+
+def test_evaluate_zoo_resnet_with_checkpoint_weights(shared_fixtures, capsys):
+    """`deepblocks evaluate resnet20 --weights FILE --dataset cifar10` on locally generated CIFAR-10."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from keras_deepblocks import datasets
+    from keras_deepblocks.zoo.resnet_cifar import resnet_cifar
+
+    checkpoint = shared_fixtures / "resnet_cifar_torch" / "resnet20-12fca82f.th"
+    with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
+        main(["evaluate", "resnet20", "--weights", str(checkpoint), "--dataset", "cifar10"])
+        _, (x_test, y_test), _ = datasets.load_arrays("cifar10", download=False)
+    reported = reported_accuracy(capsys.readouterr().out)
+    reference_model = resnet_cifar(20, weights=str(checkpoint))  # logits, raw pixels in
+    predictions = np.argmax(reference_model.predict(x_test, verbose=0), axis=-1)
+    assert reported == pytest.approx(np.mean(predictions == y_test), abs=1e-4)
