@@ -19,7 +19,9 @@ class CheckpointedResidualUnit(ResidualUnit):
     recomputation neither updates the BN moving statistics a second time nor
     draws new random numbers. (`keras.RematScope` wraps `call` directly,
     which breaks on the `training` argument under TF and JAX and updates BN
-    statistics twice under PyTorch.)
+    statistics twice under PyTorch.) On TensorFlow, units with a
+    `survival_probability` run without checkpointing: their `tf.cond` skip
+    cannot run inside the stateless recomputation.
 
     Args:
         **kwargs: The arguments of `ResidualUnit`.
@@ -38,7 +40,7 @@ class CheckpointedResidualUnit(ResidualUnit):
     """
 
     def call(self, inputs, training=None):
-        if not training:
+        if not training or self._tf_stochastic_depth:
             return super().call(inputs, training=training)
         trainable = self.trainable_variables
         non_trainable = self.non_trainable_variables
@@ -61,6 +63,15 @@ class CheckpointedResidualUnit(ResidualUnit):
         for variable, update in zip(non_trainable, updates):
             variable.assign(update)
         return outputs
+
+    @property
+    def _tf_stochastic_depth(self):
+        # A branch skipped with tf.cond updates its BN statistics inside the
+        # cond's graph, which cannot leave a stateless recomputation.
+        return (
+            keras.backend.backend() == "tensorflow"
+            and getattr(self, "survival_probability", None) is not None
+        )
 
 
 def _checkpoint(function):

@@ -1,0 +1,138 @@
+"""The CIFAR ResNet builders: architecture, arguments, serialization, stochastic depth."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_deepblocks.layers import ResidualUnit
+from keras_deepblocks.zoo import CheckpointedResidualUnit
+from keras_deepblocks.zoo import cifar_preprocess
+from keras_deepblocks.zoo import resnet20
+from keras_deepblocks.zoo import resnet32
+from keras_deepblocks.zoo import resnet44
+from keras_deepblocks.zoo import resnet56
+from keras_deepblocks.zoo import resnet110
+from keras_deepblocks.zoo import resnet1202
+from keras_deepblocks.zoo import resnet_cifar
+
+
+def trainable_count(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+
+
+def expected_count(depth, num_classes=10):
+    """Parameters of the paper's network, counted from its definition."""
+    n = (depth - 2) // 6
+    count = 3 * 9 * 16 + 2 * 16  # stem conv + BN
+    channels = 16
+    for filters in (16, 32, 64):
+        for _ in range(n):
+            count += 9 * channels * filters + 9 * filters * filters + 4 * filters
+            channels = filters
+    return count + 64 * num_classes + num_classes
+
+
+@pytest.mark.parametrize(
+    "builder, depth, published_millions",
+    [(resnet20, 20, 0.27), (resnet32, 32, 0.46), (resnet44, 44, 0.66), (resnet56, 56, 0.85), (resnet110, 110, 1.7)],
+)
+def test_parameter_counts_match_the_paper(builder, depth, published_millions):
+    model = builder()
+    count = trainable_count(model)
+    assert count == expected_count(depth)
+    digits = 1 if published_millions >= 1 else 2
+    assert round(count / 1e6, digits) == published_millions
+    units = [layer for layer in model.layers if isinstance(layer, ResidualUnit)]
+    assert len(units) == 3 * (depth - 2) // 6
+    assert model.output_shape == (None, 10)
+
+
+def test_layout_follows_the_paper():
+    model = resnet_cifar(14, include_preprocessing=False)
+    shapes = {layer.name: layer.output.shape for layer in model.layers}
+    assert shapes["conv1"] == (None, 32, 32, 16)
+    assert shapes["layer1_1"] == (None, 32, 32, 16)
+    assert shapes["layer2_0"] == (None, 16, 16, 32)
+    assert shapes["layer3_1"] == (None, 8, 8, 64)
+    assert model.get_layer("layer2_0").strides == 2
+    assert model.get_layer("layer2_1").strides == 1
+    assert model.get_layer("linear").activation is keras.activations.linear
+
+
+@pytest.mark.parametrize("depth", [21, 2, 0, 20.0, "20", True])
+def test_depth_must_be_6n_plus_2(depth):
+    with pytest.raises(ValueError, match=r"6n \+ 2"):
+        resnet_cifar(depth)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"num_classes": 0}, "num_classes"), ({"shortcut": "C"}, "shortcut"), ({"preactivation": 1}, "preactivation"), ({"gradient_checkpointing": "yes"}, "gradient_checkpointing")],
+)
+def test_bad_arguments_name_themselves(kwargs, name):
+    with pytest.raises((ValueError, TypeError), match=name):
+        resnet_cifar(8, **kwargs)
+
+
+def test_preprocessing_is_the_checkpoints_normalization(rng):
+    images = rng.integers(0, 256, (2, 16, 16, 3)).astype("uint8")
+    with_preprocessing = resnet_cifar(8, input_shape=(16, 16, 3))
+    without = resnet_cifar(8, input_shape=(16, 16, 3), include_preprocessing=False)
+    without.set_weights(with_preprocessing.get_weights())
+    expected = (images / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(cifar_preprocess(images)), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(with_preprocessing(images)),
+        keras.ops.convert_to_numpy(without(expected.astype("float32"))),
+        atol=1e-4,
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"shortcut": "B", "preactivation": True}, {"gradient_checkpointing": True, "classifier_activation": "softmax"}],
+)
+def test_keras_file_round_trip(tmp_path, rng, kwargs):
+    model = resnet_cifar(8, num_classes=5, input_shape=(8, 8, 3), **kwargs)
+    images = rng.uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(restored(images)), keras.ops.convert_to_numpy(model(images))
+    )
+    unit_types = {type(layer) for layer in restored.layers if isinstance(layer, ResidualUnit)}
+    assert unit_types == {CheckpointedResidualUnit if kwargs.get("gradient_checkpointing") else ResidualUnit}
+
+
+def test_preactivation_layout():
+    model = resnet_cifar(8, preactivation=True, include_preprocessing=False)
+    names = [layer.name for layer in model.layers]
+    assert "bn1" not in names and names.index("final_bn") > names.index("layer3_0")
+    assert all(model.get_layer(f"layer{s}_0").preactivation for s in (1, 2, 3))
+
+
+def test_stochastic_depth_follows_linear_decay():
+    model = resnet_cifar(20, final_survival_probability=0.5, include_preprocessing=False)
+    units = [layer for layer in model.layers if isinstance(layer, ResidualUnit)]
+    expected = [1 - l / 9 * 0.5 for l in range(1, 10)]
+    np.testing.assert_allclose([unit.survival_probability for unit in units], expected)
+    assert all(getattr(unit, "survival_probability", None) is None for unit in resnet_cifar(8).layers)
+
+
+@pytest.mark.slow
+def test_resnet1202_builds_with_19_4m_parameters_and_trains():
+    model = resnet1202(input_shape=(8, 8, 3))
+    assert trainable_count(model) == expected_count(1202)
+    assert round(trainable_count(model) / 1e6, 1) == 19.4
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        run_eagerly=True,
+    )
+    images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    kernel = model.get_layer("linear").kernel
+    before = keras.ops.convert_to_numpy(kernel)
+    history = model.fit(images, np.array([1, 2]), batch_size=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert not np.array_equal(keras.ops.convert_to_numpy(kernel), before)
