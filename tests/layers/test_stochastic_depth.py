@@ -273,6 +273,8 @@ def test_residual_unit_drops_its_branch(filters, strides, preactivation, shortcu
         branch_state |= {id(v) for v in unit.preact_norm.non_trainable_weights}
     outcomes = set()
     for _ in range(12):
+        if outcomes == {"kept", "dropped"}:
+            break
         plain.set_weights(unit.get_weights())
         before = {id(v): to_numpy(v) for v in unit.non_trainable_weights}
         y = to_numpy(unit(x, training=True))
@@ -338,8 +340,8 @@ def test_stochastic_depth_resnet_fits_saves_and_loads(tmp_path, rng):
         keras.optimizers.SGD(0.05, momentum=0.9),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    x = rng.normal(size=(32, 8, 8, 3)).astype("float32")
-    y = rng.integers(0, 10, size=32)
+    x = rng.normal(size=(16, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 10, size=16)
     history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     path = tmp_path / "resnet.keras"

@@ -1,0 +1,154 @@
+"""Training-step time of a CIFAR ResNet with stochastic depth against the same net without.
+
+    KERAS_BACKEND=tensorflow python benchmarks/stochastic_depth_speed.py [--depth 110]
+
+Builds the CIFAR ResNet of He et al. from `ResidualUnit`s (3x3 conv 16, three
+stages of n basic units with 16/32/64 filters and option-A shortcuts, global
+pooling, dense; depth 6n+2) in these variants, and times `train_on_batch`
+(forward, backward, SGD update, BN statistics) interleaved in one run:
+- `plain`: no stochastic depth;
+- `stochastic_depth`: p_L = 0.5 linear decay, `skip_strategy="auto"`;
+- `jax_cond` (JAX only, with `--with-jax-cond`): `skip_strategy="skip"`,
+  a `jax.lax.cond` per block (measured 11x slower on CPU, 1.5-1.7x on an
+  H100: why "auto" does not use it);
+- `compute_multiply`: the alternatives' approach (TF-Addons, KerasCV): the
+  branch is always computed and multiplied by the draw
+  (`skip_strategy="multiply"`). On JAX under jit this is what "auto" does,
+  so there the two rows differ only by noise.
+Ratios are against `plain`. Target on CPU with TensorFlow: <= 0.80.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+
+import keras
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _timing import interleaved_medians  # noqa: E402
+
+from keras_deepblocks.layers import ResidualUnit  # noqa: E402
+from keras_deepblocks.layers import linear_decay  # noqa: E402
+
+
+def cifar_resnet(depth, final_survival_probability=None, skip_strategy="auto"):
+    if (depth - 2) % 6:
+        raise ValueError(f"`depth` must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}.")
+    units_per_stage = (depth - 2) // 6
+    total_units = 3 * units_per_stage
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    index = 0
+    for stage, filters in enumerate((16, 32, 64)):
+        for unit in range(units_per_stage):
+            index += 1
+            survival = None
+            if final_survival_probability is not None:
+                survival = linear_decay(index, total_units, final_survival_probability)
+            x = ResidualUnit(
+                filters,
+                strides=2 if stage and not unit else 1,
+                shortcut="A",
+                survival_probability=survival,
+                skip_strategy=skip_strategy,
+            )(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x))
+
+
+def rotated_medians(steps, rounds, repeats, warmup=3):
+    """`interleaved_medians`, with the order of the steps rotated each round
+    (on a shared CPU the first of a round is often slower)."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    names = list(steps)
+    samples = {name: [] for name in names}
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        order = names[shift:] + names[:shift]
+        medians = interleaved_medians(
+            {name: steps[name] for name in order}, rounds=1, repeats=repeats, warmup=0
+        )
+        for name, seconds in medians.items():
+            samples[name].append(seconds)
+    return {name: statistics.median(samples[name]) for name in names}
+
+
+def on_accelerator():
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
+
+
+def main():
+    accelerator = on_accelerator()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--depth", type=int, default=110 if accelerator else 32)
+    parser.add_argument("--batch-size", type=int, default=128 if accelerator else 32)
+    parser.add_argument("--final-survival-probability", type=float, default=0.5)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=4 if accelerator else 2)
+    parser.add_argument("--with-jax-cond", action="store_true")
+    parser.add_argument(
+        "--jit-compile", choices=("auto", "true", "false"), default="auto",
+        help="model.compile's jit_compile (auto: XLA on TF and JAX, eager on torch)",
+    )
+    args = parser.parse_args()
+
+    backend = keras.backend.backend()
+    variants = {"plain": (None, "auto"), "stochastic_depth": (args.final_survival_probability, "auto")}
+    if backend == "jax" and args.with_jax_cond:
+        variants["jax_cond"] = (args.final_survival_probability, "skip")
+    variants["compute_multiply"] = (args.final_survival_probability, "multiply")
+
+    jit_compile = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(args.batch_size, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, size=args.batch_size)
+    steps = {}
+    for name, (survival, strategy) in variants.items():
+        model = cifar_resnet(args.depth, survival, strategy)
+        model.compile(
+            keras.optimizers.SGD(0.1, momentum=0.9),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=jit_compile,
+        )
+        steps[name] = lambda model=model: model.train_on_batch(x, y)
+    medians = rotated_medians(steps, args.rounds, args.repeats)
+
+    device = "accelerator" if accelerator else "CPU"
+    print(
+        f"backend={backend} device={device} depth={args.depth} "
+        f"batch={args.batch_size} p_L={args.final_survival_probability} "
+        f"jit_compile={model.jit_compile} "
+        f"(median of {args.rounds} interleaved rounds x {args.repeats} steps)"
+    )
+    if not accelerator and args.depth != 110:
+        print(
+            "  note: CPU defaults to depth 32, batch 32 so the run takes a couple "
+            "of minutes; the ratio depends on the share of time in residual "
+            "branches, not on depth. Use --depth 110 --batch-size 128 for the "
+            "paper's setting."
+        )
+    plain = medians["plain"]
+    for name, seconds in medians.items():
+        print(f"  {name:<17} {seconds * 1e3:9.1f} ms/step   ratio {seconds / plain:5.2f}")
+
+
+if __name__ == "__main__":
+    main()
