@@ -1,0 +1,159 @@
+"""Training memory and step time of a CIFAR ResNet with and without gradient checkpointing.
+
+    KERAS_BACKEND=jax python benchmarks/resnet_memory.py                 # GPU target: ResNet-1202, batch 128, <= 4 GiB
+    KERAS_BACKEND=torch python benchmarks/resnet_memory.py --depth 56 --batch-size 32 --steps 3   # CPU
+
+Variants: `plain` is `resnet_cifar(depth)`, `checkpointed` is
+`resnet_cifar(depth, gradient_checkpointing=True)` (each residual unit keeps
+only its input for the backward pass and recomputes the rest).
+
+Peak memory: each variant runs `--steps` `train_on_batch` steps (SGD with
+momentum, BN statistics) in a fresh process, since a peak is per process.
+On a GPU it is the device's peak (JAX `memory_stats()["peak_bytes_in_use"]`,
+PyTorch `max_memory_allocated`, TensorFlow `get_memory_info()["peak"]`); on
+a CPU, how far the process's peak resident memory rose above its value
+after building the model (`ru_maxrss`), which also counts compilation.
+Step time: both variants built in this process and timed interleaved.
+The PyTorch reference implementation needs about 16 GB for ResNet-1202 at
+batch 128.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+VARIANTS = ("plain", "checkpointed")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--depth", type=int, default=1202, help="6n+2 (default: 1202)")
+    parser.add_argument("--batch-size", type=int, default=128, help="default: 128")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per variant (default: 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (default: 3)")
+    parser.add_argument("--no-timing", action="store_true", help="only measure memory")
+    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def build(variant, args):
+    import keras
+
+    from keras_deepblocks.zoo import resnet_cifar
+
+    model = resnet_cifar(args.depth, gradient_checkpointing=variant == "checkpointed")
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (args.batch_size, 32, 32, 3)).astype("float32")
+    labels = rng.integers(0, 10, args.batch_size)
+    return lambda: model.train_on_batch(images, labels)
+
+
+def rss_peak_bytes():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def device_peak_bytes():
+    """The accelerator's peak allocation, or None on a CPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        stats = device.memory_stats() if device.platform != "cpu" else None
+        return stats and stats.get("peak_bytes_in_use")
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"]
+    return None
+
+
+def worker(args):
+    import keras
+
+    step = build(args.worker, args)
+    rss_after_build = rss_peak_bytes()
+    for _ in range(args.steps):
+        step()
+    device = device_peak_bytes()
+    result = {
+        "backend": keras.backend.backend(),
+        "device_peak": device,
+        "rss_rise": rss_peak_bytes() - rss_after_build,
+    }
+    print("RESULT " + json.dumps(result))
+
+
+def measure_memory(args):
+    results = {}
+    for variant in VARIANTS:
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            variant,
+            "--depth",
+            str(args.depth),
+            "--batch-size",
+            str(args.batch_size),
+            "--steps",
+            str(args.steps),
+        ]
+        output = subprocess.run(command, capture_output=True, text=True, check=False)
+        lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
+        if output.returncode or not lines:
+            tail = (output.stderr or output.stdout)[-1500:]
+            raise SystemExit(f"{variant} run failed (exit {output.returncode}):\n{tail}")
+        results[variant] = json.loads(lines[-1][len("RESULT ") :])
+    return results
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        worker(args)
+        return
+    import keras
+
+    memory = measure_memory(args)
+    on_device = memory["plain"]["device_peak"] is not None
+    key = "device_peak" if on_device else "rss_rise"
+    label = "device peak" if on_device else "peak RSS rise"
+    print(
+        f"ResNet-{args.depth}, batch {args.batch_size}, {args.steps} training steps, "
+        f"backend {keras.backend.backend()}, memory = {label}"
+    )
+    for variant in VARIANTS:
+        print(f"  {variant:<13} {memory[variant][key] / 2**30:8.3f} GiB")
+    ratio = memory["checkpointed"][key] / memory["plain"][key]
+    print(f"  checkpointed / plain memory: {ratio:.3f}")
+    if args.no_timing:
+        return
+    from _timing import interleaved_medians
+
+    steps = {variant: build(variant, args) for variant in VARIANTS}
+    times = interleaved_medians(steps, rounds=args.rounds, repeats=1, warmup=1)
+    for variant in VARIANTS:
+        print(f"  {variant:<13} {times[variant] * 1000:8.1f} ms/step (median, interleaved)")
+    print(f"  checkpointed / plain step time: {times['checkpointed'] / times['plain']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
