@@ -33,6 +33,10 @@ def run(args):
 
     from keras_deepblocks import datasets
 
+    from keras_deepblocks.cli.train import check_dataset
+
+    if args.dataset is not None:
+        check_dataset("evaluate", args.dataset)
     model, dataset = load_model(args)
     input_shape = tuple(model.input_shape[1:])
     if len(input_shape) != 3:

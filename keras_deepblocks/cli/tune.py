@@ -54,8 +54,10 @@ def run(args):
 
     from keras_deepblocks import datasets
     from keras_deepblocks import tuning
+    from keras_deepblocks.cli.train import check_dataset
     from keras_deepblocks.cli.train import default_image_size
 
+    check_dataset("tune", args.dataset)
     for name in ("max_trials", "epochs", "batch_size", "steps_per_epoch", "top"):
         value = getattr(args, name)
         if value is not None and value < 1:
