@@ -119,8 +119,15 @@ def load(
     pad = max(1, round(CIFAR_PADDING * x_train.shape[1] / CIFAR_SIZE)) if augment else 0
     flip = augment and name in FLIPPED
     train = pipeline(
-        x_train, y_train, batch_size, *stats, shuffle=True, pad=pad, flip=flip,
-        drop_remainder=drop_remainder, seed=seed,
+        x_train,
+        y_train,
+        batch_size,
+        *stats,
+        shuffle=True,
+        pad=pad,
+        flip=flip,
+        drop_remainder=drop_remainder,
+        seed=seed,
     )
     test = pipeline(x_test, y_test, batch_size, *stats, pad_last_batch=drop_remainder)
     if validation_data is not None:
@@ -157,9 +164,7 @@ def load_arrays(name="digits", image_size=None, data_dir=None, download=True, se
         x_train, x_test = x_train * 255.0, x_test * 255.0
         num_classes = 10
     else:
-        (x_train, y_train), (x_test, y_test), num_classes = _tfds_arrays(
-            name, data_dir, download
-        )
+        (x_train, y_train), (x_test, y_test), num_classes = _tfds_arrays(name, data_dir, download)
     if image_size is not None:
         x_train, x_test = _resize(x_train, image_size), _resize(x_test, image_size)
     return (x_train, y_train), (x_test, y_test), num_classes

@@ -23,9 +23,13 @@ def add_arguments(parser):
     add_data_arguments(parser, batch_size=256)
     parser.set_defaults(dataset=None)
     parser.add_argument(
-        "--normalize", action="store_true", help="normalize images in the pipeline (models that expect it)"
+        "--normalize",
+        action="store_true",
+        help="normalize images in the pipeline (models that expect it)",
     )
-    parser.add_argument("--limit", type=int, default=None, help="evaluate on the first N test images only")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="evaluate on the first N test images only"
+    )
 
 
 def run(args):
@@ -40,7 +44,9 @@ def run(args):
     model, dataset = load_model(args)
     input_shape = tuple(model.input_shape[1:])
     if len(input_shape) != 3:
-        raise SystemExit(f"deepblocks evaluate: expected a model of images, got input shape {input_shape}")
+        raise SystemExit(
+            f"deepblocks evaluate: expected a model of images, got input shape {input_shape}"
+        )
     height, width, channels = input_shape
     if height != width:
         raise SystemExit(f"deepblocks evaluate: expected square input images, got {input_shape}")

@@ -18,8 +18,9 @@ import os
 import re
 
 HIGHWAY_MODELS = ("highway_mlp", "plain_mlp", "highway_conv_net", "plain_conv_net")
-MODEL_HELP = "resnet20, resnet32, resnet44, resnet56, resnet110, resnet1202 (any resnet{6n+2}), " + ", ".join(
-    HIGHWAY_MODELS
+MODEL_HELP = (
+    "resnet20, resnet32, resnet44, resnet56, resnet110, resnet1202 (any resnet{6n+2}), "
+    + ", ".join(HIGHWAY_MODELS)
 )
 # The paper: 64k iterations at batch 128, about 164 epochs of CIFAR's 50k images.
 PAPER_EPOCHS = 164
@@ -28,13 +29,25 @@ PAPER_EPOCHS = 164
 def add_arguments(parser):
     parser.add_argument("model", help=MODEL_HELP)
     add_data_arguments(parser)
-    parser.add_argument("--epochs", type=int, default=PAPER_EPOCHS, help=f"training epochs (default: {PAPER_EPOCHS})")
     parser.add_argument(
-        "--steps-per-epoch", type=int, default=None, help="limit each epoch to this many batches (smoke runs)"
+        "--epochs",
+        type=int,
+        default=PAPER_EPOCHS,
+        help=f"training epochs (default: {PAPER_EPOCHS})",
     )
-    parser.add_argument("--learning-rate", type=float, default=0.1, help="initial learning rate (default: 0.1)")
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="limit each epoch to this many batches (smoke runs)",
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=0.1, help="initial learning rate (default: 0.1)"
+    )
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    parser.add_argument("--weight-decay", type=float, default=1e-4, help="L2 weight decay (default: 1e-4)")
+    parser.add_argument(
+        "--weight-decay", type=float, default=1e-4, help="L2 weight decay (default: 1e-4)"
+    )
     parser.add_argument(
         "--no-augment", dest="augment", action="store_false", help="no random crops or flips"
     )
@@ -45,20 +58,36 @@ def add_arguments(parser):
         help="ResNets: stochastic depth with linear decay to this p_L (e.g. 0.5); off by default",
     )
     parser.add_argument(
-        "--gradient-checkpointing", action="store_true", help="ResNets: recompute activations to save memory"
+        "--gradient-checkpointing",
+        action="store_true",
+        help="ResNets: recompute activations to save memory",
     )
-    parser.add_argument("--depth", type=int, default=None, help="highway/plain nets: number of layers")
-    parser.add_argument("--width", type=int, default=None, help="highway/plain MLPs: units per layer")
-    parser.add_argument("--transform-bias", type=float, default=None, help="highway nets: initial gate bias")
-    parser.add_argument("--output", default=None, help="where to save the trained model (default: MODEL.keras)")
-    parser.add_argument("--log-dir", default=None, help="TensorBoard logs, checkpoints, backup (default: runs/MODEL)")
+    parser.add_argument(
+        "--depth", type=int, default=None, help="highway/plain nets: number of layers"
+    )
+    parser.add_argument(
+        "--width", type=int, default=None, help="highway/plain MLPs: units per layer"
+    )
+    parser.add_argument(
+        "--transform-bias", type=float, default=None, help="highway nets: initial gate bias"
+    )
+    parser.add_argument(
+        "--output", default=None, help="where to save the trained model (default: MODEL.keras)"
+    )
+    parser.add_argument(
+        "--log-dir",
+        default=None,
+        help="TensorBoard logs, checkpoints, backup (default: runs/MODEL)",
+    )
     parser.add_argument(
         "--distribute",
         action="store_true",
         help="data parallel training on all local devices (JAX: keras.distribution; TensorFlow: MirroredStrategy)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bar mode")
+    parser.add_argument(
+        "--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bar mode"
+    )
 
 
 def add_data_arguments(parser, batch_size=128):
@@ -69,9 +98,14 @@ def add_data_arguments(parser, batch_size=128):
     )
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     parser.add_argument(
-        "--image-size", type=int, default=None, help="resize images to this size (default: 32 for digits in conv nets)"
+        "--image-size",
+        type=int,
+        default=None,
+        help="resize images to this size (default: 32 for digits in conv nets)",
     )
-    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"batch size (default: {batch_size})")
+    parser.add_argument(
+        "--batch-size", type=int, default=batch_size, help=f"batch size (default: {batch_size})"
+    )
 
 
 def run(args, callbacks=()):
@@ -102,7 +136,9 @@ def run(args, callbacks=()):
     log_dir = args.log_dir or os.path.join("runs", args.model)
     output = args.output or f"{args.model}.keras"
     with scope:
-        model = with_normalization(build_model(args.model, data.input_shape, data.num_classes, args), data)
+        model = with_normalization(
+            build_model(args.model, data.input_shape, data.num_classes, args), data
+        )
         compile_recipe(
             model,
             total_steps=args.epochs * steps_per_epoch,
@@ -175,7 +211,9 @@ def build_model(name, input_shape, num_classes, args=None, **resnet_kwargs):
     from keras_deepblocks.zoo import highway_nets
 
     builder = getattr(highway_nets, name)
-    kwargs = {k: options[k] for k in ("depth", "width", "transform_bias") if options.get(k) is not None}
+    kwargs = {
+        k: options[k] for k in ("depth", "width", "transform_bias") if options.get(k) is not None
+    }
     if name.startswith("plain"):
         kwargs.pop("transform_bias", None)
     if name.endswith("conv_net"):
@@ -234,26 +272,42 @@ def check_dataset(command, dataset):
     from keras_deepblocks.datasets import DATASETS
 
     if dataset not in DATASETS:
-        raise SystemExit(f"deepblocks {command}: unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+        raise SystemExit(
+            f"deepblocks {command}: unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}"
+        )
 
 
 def _check(args):
     check_dataset("train", args.dataset)
     depth = resnet_depth(args.model)
     if depth is None and args.model not in HIGHWAY_MODELS:
-        raise SystemExit(f"deepblocks train: unknown model {args.model!r}; choose from {MODEL_HELP}")
+        raise SystemExit(
+            f"deepblocks train: unknown model {args.model!r}; choose from {MODEL_HELP}"
+        )
     if depth is not None and (depth < 8 or (depth - 2) % 6):
-        raise SystemExit(f"deepblocks train: ResNet depth must be 6n+2 (20, 32, 44, 56, 110, 1202), got {depth}")
+        raise SystemExit(
+            f"deepblocks train: ResNet depth must be 6n+2 (20, 32, 44, 56, 110, 1202), got {depth}"
+        )
     for name in ("epochs", "batch_size", "steps_per_epoch", "depth", "width", "image_size"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
-            raise SystemExit(f"deepblocks train: --{name.replace('_', '-')} must be >= 1, got {value}")
-    if depth is not None and any(getattr(args, n) is not None for n in ("depth", "width", "transform_bias")):
-        raise SystemExit("deepblocks train: --depth/--width/--transform-bias are for highway and plain nets")
-    if depth is None and (args.final_survival_probability is not None or args.gradient_checkpointing):
+            raise SystemExit(
+                f"deepblocks train: --{name.replace('_', '-')} must be >= 1, got {value}"
+            )
+    if depth is not None and any(
+        getattr(args, n) is not None for n in ("depth", "width", "transform_bias")
+    ):
+        raise SystemExit(
+            "deepblocks train: --depth/--width/--transform-bias are for highway and plain nets"
+        )
+    if depth is None and (
+        args.final_survival_probability is not None or args.gradient_checkpointing
+    ):
         raise SystemExit(
             "deepblocks train: --final-survival-probability/--gradient-checkpointing are for ResNets"
         )
     p = args.final_survival_probability
     if p is not None and not 0 < p <= 1:
-        raise SystemExit(f"deepblocks train: --final-survival-probability must be in (0, 1], got {p}")
+        raise SystemExit(
+            f"deepblocks train: --final-survival-probability must be in (0, 1], got {p}"
+        )

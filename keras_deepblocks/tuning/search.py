@@ -54,9 +54,7 @@ def best_trials(tuner, count=5):
     Raises a `RuntimeError` if no trial finished with a score (KerasTuner
     logs failed trials and goes on).
     """
-    trials = [
-        trial for trial in tuner.oracle.get_best_trials(count) if trial.score is not None
-    ]
+    trials = [trial for trial in tuner.oracle.get_best_trials(count) if trial.score is not None]
     if not trials:
         raise RuntimeError("No trial of the search finished; see the errors above.")
     return [
@@ -80,7 +78,9 @@ def format_trials(trials, objective="val_accuracy"):
         for rank, trial in enumerate(trials, start=1)
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in [header, *rows])
+    return "\n".join(
+        "  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in [header, *rows]
+    )
 
 
 def _format(value):

@@ -10,9 +10,13 @@ def batches(dataset):
 
 
 def test_digits_arrays_are_raw_pixels_resized_on_request():
-    (x_train, y_train), (x_test, y_test), num_classes = datasets.load_arrays("digits", image_size=16)
+    (x_train, y_train), (x_test, y_test), num_classes = datasets.load_arrays(
+        "digits", image_size=16
+    )
     (ref_train, ref_labels), _ = load_digits(images=True)
-    assert num_classes == 10 and x_train.shape == (1438, 16, 16, 1) and x_test.shape[1:] == (16, 16, 1)
+    assert (
+        num_classes == 10 and x_train.shape == (1438, 16, 16, 1) and x_test.shape[1:] == (16, 16, 1)
+    )
     np.testing.assert_array_equal(y_train, ref_labels)
     # Bilinear resizing keeps the mean brightness of a smooth image, on the 0..255 scale.
     np.testing.assert_allclose(x_train.mean(), ref_train.mean() * 255, rtol=0.05)
@@ -30,11 +34,9 @@ def test_augmentation_is_a_shifted_window_of_the_zero_padded_image(rng):
     x = rng.uniform(1, 255, size=(6, 8, 8, 3)).astype("float32")
     y = np.arange(6, dtype="int32")
     padded = np.pad(x, [(0, 0), (2, 2), (2, 2), (0, 0)])
-    (images, labels), = batches(datasets.pipeline(x, y, 6, pad=2, flip=True))
+    ((images, labels),) = batches(datasets.pipeline(x, y, 6, pad=2, flip=True))
     for image, label in zip(images, labels):
-        windows = [
-            padded[label, i : i + 8, j : j + 8] for i in range(5) for j in range(5)
-        ]
+        windows = [padded[label, i : i + 8, j : j + 8] for i in range(5) for j in range(5)]
         windows += [w[:, ::-1] for w in windows]
         assert any(np.array_equal(image, w) for w in windows)
 
@@ -66,7 +68,9 @@ def test_tfds_loader_on_locally_generated_data():
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
         data = datasets.load("cifar100", batch_size=5, download=False, normalize=False)
-        (x_train, _), (x_test, y_test), num_classes = datasets.load_arrays("svhn_cropped", download=False)
+        (x_train, _), (x_test, y_test), num_classes = datasets.load_arrays(
+            "svhn_cropped", download=False
+        )
     assert data.input_shape == (32, 32, 3) and data.num_classes == 100
     assert [len(b[0]) for b in batches(data.train)] == [5, 5, 2]
     assert x_train.dtype == np.float32 and x_train.max() <= 255 and num_classes == 10

@@ -31,8 +31,22 @@ def test_train_resnet20_offline_then_evaluate(tmp_path, capsys):
     output = tmp_path / "resnet20.keras"
     log_dir = tmp_path / "runs"
     main(
-        ["train", "resnet20", "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "32",
-         "--output", str(output), "--log-dir", str(log_dir), "--verbose", "0"]
+        [
+            "train",
+            "resnet20",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "3",
+            "--batch-size",
+            "32",
+            "--output",
+            str(output),
+            "--log-dir",
+            str(log_dir),
+            "--verbose",
+            "0",
+        ]
     )
     trained = reported_accuracy(capsys.readouterr().out)
     assert output.is_file() and (log_dir / "checkpoint.keras").is_file()
@@ -80,9 +94,26 @@ def test_interrupted_training_resumes_from_backup(tmp_path):
     from keras_deepblocks.cli import build_parser
     from keras_deepblocks.cli import train
 
-    argv = ["train", "highway_mlp", "--depth", "2", "--width", "8", "--epochs", "3",
-            "--steps-per-epoch", "2", "--batch-size", "16", "--output", str(tmp_path / "m.keras"),
-            "--log-dir", str(tmp_path / "runs"), "--verbose", "0"]
+    argv = [
+        "train",
+        "highway_mlp",
+        "--depth",
+        "2",
+        "--width",
+        "8",
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "16",
+        "--output",
+        str(tmp_path / "m.keras"),
+        "--log-dir",
+        str(tmp_path / "runs"),
+        "--verbose",
+        "0",
+    ]
     with pytest.raises(KeyboardInterrupt):
         train.run(build_parser().parse_args(argv), callbacks=[StopAfterEpoch(1)])
     assert (tmp_path / "runs" / "backup").is_dir()
@@ -124,9 +155,27 @@ sys.exit(main(sys.argv[1:]))
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_distribute_on_two_virtual_cpu_devices(backend, tmp_path):
     output = tmp_path / "model.keras"
-    argv = ["train", "highway_mlp", "--depth", "2", "--width", "8", "--epochs", "1",
-            "--steps-per-epoch", "4", "--batch-size", "32", "--distribute", "--output", str(output),
-            "--log-dir", str(tmp_path / "runs"), "--verbose", "0"]
+    argv = [
+        "train",
+        "highway_mlp",
+        "--depth",
+        "2",
+        "--width",
+        "8",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "4",
+        "--batch-size",
+        "32",
+        "--distribute",
+        "--output",
+        str(output),
+        "--log-dir",
+        str(tmp_path / "runs"),
+        "--verbose",
+        "0",
+    ]
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     if backend == "jax":
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"

@@ -13,7 +13,9 @@ def test_step_decay_divides_by_ten_at_half_and_three_quarters():
     for step in range(total):
         expected = 0.1 if step < 200 else 0.01 if step < 300 else 0.001
         assert float(schedule(step)) == pytest.approx(expected)
-    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    restored = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule)
+    )
     assert float(restored(250)) == pytest.approx(0.01)
 
 
@@ -26,8 +28,12 @@ def test_step_decay_rejects_bad_milestones():
 
 def small_model():
     return keras.Sequential(
-        [keras.Input((3,)), keras.layers.Dense(4), keras.layers.BatchNormalization(),
-         keras.layers.Dense(2, activation="softmax")]
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(4),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
     )
 
 

@@ -8,12 +8,38 @@ from keras_deepblocks.cli import main  # noqa: E402
 
 
 def test_tune_highway_depth_and_gate_bias_reports_best_trial(tmp_path, capsys):
-    argv = ["tune", "highway", "--depth", "1", "4", "--depth-step", "1", "--transform-bias", "-3", "-1",
-            "--width", "8", "--learning-rate", "0.01", "0.1", "--max-trials", "2", "--epochs", "1",
-            "--directory", str(tmp_path), "--project-name", "search", "--top", "2"]
+    argv = [
+        "tune",
+        "highway",
+        "--depth",
+        "1",
+        "4",
+        "--depth-step",
+        "1",
+        "--transform-bias",
+        "-3",
+        "-1",
+        "--width",
+        "8",
+        "--learning-rate",
+        "0.01",
+        "0.1",
+        "--max-trials",
+        "2",
+        "--epochs",
+        "1",
+        "--directory",
+        str(tmp_path),
+        "--project-name",
+        "search",
+        "--top",
+        "2",
+    ]
     assert main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    header_index = next(i for i, line in enumerate(lines) if line.split()[:3] == ["rank", "trial", "val_accuracy"])
+    header_index = next(
+        i for i, line in enumerate(lines) if line.split()[:3] == ["rank", "trial", "val_accuracy"]
+    )
     header = lines[header_index].split()
     rows = [dict(zip(header, line.split())) for line in lines[header_index + 1 :]]
     assert "best 2 trials of highway" in lines[header_index - 1]

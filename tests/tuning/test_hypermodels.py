@@ -22,7 +22,9 @@ def fixed(**values):
 
 
 def test_highway_hypermodel_builds_what_the_hyperparameters_say():
-    hypermodel = HighwayHyperModel((64,), 10, depth=(2, 10), width=[8, 16], activation=["relu", "tanh"])
+    hypermodel = HighwayHyperModel(
+        (64,), 10, depth=(2, 10), width=[8, 16], activation=["relu", "tanh"]
+    )
     model = hypermodel.build(
         fixed(depth=6, width=16, transform_bias=-2.5, activation="tanh", learning_rate=0.02)
     )
@@ -38,7 +40,9 @@ def test_highway_hypermodel_builds_what_the_hyperparameters_say():
 
 def test_search_space_from_ranges_choices_and_fixed_values():
     hp = keras_tuner.HyperParameters()
-    HighwayHyperModel((64,), 10, depth=(2, 30), depth_step=4, width=[8, 16], activation="relu").build(hp)
+    HighwayHyperModel(
+        (64,), 10, depth=(2, 30), depth_step=4, width=[8, 16], activation="relu"
+    ).build(hp)
     space = {p.name: p for p in hp.space}
     assert (space["depth"].min_value, space["depth"].max_value, space["depth"].step) == (2, 30, 4)
     assert space["width"].values == [8, 16]
@@ -74,10 +78,17 @@ def test_resnet_hypermodel_depth_and_stochastic_depth():
 def test_each_tuner_searches_depth_and_gate_bias(kind, tmp_path):
     (x, y), (x_val, y_val) = load_digits(test_fraction=0.3)
     hypermodel = HighwayHyperModel(
-        (64,), 10, depth=(1, 3), depth_step=1, width=8, transform_bias=(-3.0, -1.0),
+        (64,),
+        10,
+        depth=(1, 3),
+        depth_step=1,
+        width=8,
+        transform_bias=(-3.0, -1.0),
         learning_rate=0.05,
     )
-    tuner = make_tuner(kind, hypermodel, max_trials=2, max_epochs=2, directory=tmp_path, project_name=kind)
+    tuner = make_tuner(
+        kind, hypermodel, max_trials=2, max_epochs=2, directory=tmp_path, project_name=kind
+    )
     tuner.search(x, y, epochs=1, batch_size=128, validation_data=(x_val, y_val), verbose=0)
     trials = best_trials(tuner, 10)
     assert trials and all(1 <= t["hyperparameters"]["depth"] <= 3 for t in trials)
@@ -85,5 +96,7 @@ def test_each_tuner_searches_depth_and_gate_bias(kind, tmp_path):
     scores = [t["score"] for t in trials]
     assert scores == sorted(scores, reverse=True)
     # The best score is the validation accuracy KerasTuner recorded for that trial.
-    recorded = json.loads((tmp_path / kind / f"trial_{trials[0]['trial_id']}" / "trial.json").read_text())
+    recorded = json.loads(
+        (tmp_path / kind / f"trial_{trials[0]['trial_id']}" / "trial.json").read_text()
+    )
     assert recorded["score"] == pytest.approx(trials[0]["score"])

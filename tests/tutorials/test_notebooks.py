@@ -74,7 +74,10 @@ async def _execute_all(paths, kernel_name, concurrency):
 def executed(kernel_name):
     import asyncio
 
-    saved = {name: os.environ.get(name) for name in ("DEEPBLOCKS_TUTORIAL_SMALL", "MPLBACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    saved = {
+        name: os.environ.get(name)
+        for name in ("DEEPBLOCKS_TUTORIAL_SMALL", "MPLBACKEND", "TF_CPP_MIN_LOG_LEVEL")
+    }
     os.environ.update(DEEPBLOCKS_TUTORIAL_SMALL="1", MPLBACKEND="Agg", TF_CPP_MIN_LOG_LEVEL="3")
     try:
         yield asyncio.run(_execute_all(NOTEBOOKS, kernel_name, concurrency=2))
@@ -91,7 +94,10 @@ def test_notebook_has_no_committed_outputs(path):
     # Outputs are not kept in the repository: notebooks stay small and diffable.
     notebook = nbformat.read(path, as_version=4)
     assert not any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
-    assert notebook.cells[1].cell_type == "code" and "DEEPBLOCKS_TUTORIAL_SMALL" in notebook.cells[1].source
+    assert (
+        notebook.cells[1].cell_type == "code"
+        and "DEEPBLOCKS_TUTORIAL_SMALL" in notebook.cells[1].source
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -14,7 +14,9 @@ def test_highway_conv_net_layout(tmp_path, rng):
     # Two highway layers per stage, at 8 and 4 pixels.
     assert [h.output.shape[1:] for h in highways] == [(8, 8, 4)] * 2 + [(4, 4, 8)] * 2
     for layer in highways:
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.bias)[layer.bias.shape[0] // 2 :], -2.5)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(layer.bias)[layer.bias.shape[0] // 2 :], -2.5
+        )
     x = rng.normal(size=(2, 8, 8, 3)).astype("float32")
     probabilities = keras.ops.convert_to_numpy(model(x))
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
@@ -32,7 +34,9 @@ def test_plain_conv_net_has_convolutions_in_place_of_highways():
 
 
 def test_conv_net_checks_depth_and_filters():
-    with pytest.raises(ValueError, match="`depth` must be a positive multiple of len\\(filters\\) = 3"):
+    with pytest.raises(
+        ValueError, match="`depth` must be a positive multiple of len\\(filters\\) = 3"
+    ):
         highway_conv_net((8, 8, 1), 10, depth=4)
     with pytest.raises(ValueError, match="`filters`"):
         highway_conv_net((8, 8, 1), 10, filters=(4, 0))
