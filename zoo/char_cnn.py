@@ -154,6 +154,9 @@ def resolve_config(config):
     # bilm-tf trains with 261 ids and adds id 0 for padding at inference.
     config["n_characters"] = max(config["n_characters"], 262)
     validation.positive_int(config["embedding"].get("dim"), "config['embedding']['dim']")
+    validation.positive_int(
+        config["max_characters_per_token"], "config['max_characters_per_token']"
+    )
     if config["n_highway"] != 0:
         validation.positive_int(config["n_highway"], "config['n_highway']")
     if config["projection_dim"] is not None:
@@ -177,32 +180,51 @@ def load_bilm_weights(encoder, path):
     """
     import h5py
 
-    char_cnn = encoder.get_layer("char_cnn")
-    highways = [layer for layer in encoder.layers if isinstance(layer, Highway)]
-    projection = _optional_layer(encoder, "projection")
     with h5py.File(path, "r") as file:
         reader = _ArrayReader(file, path)
-        embedding = reader.read("char_embed", (char_cnn.num_characters - 1, char_cnn.embedding_dim))
-        values = [(char_cnn.embedding.embeddings, np.concatenate([np.zeros_like(embedding[:1]), embedding]))]
-        for i, conv in enumerate(char_cnn.convolutions):
-            values.append((conv.kernel, reader.read(f"CNN/W_cnn_{i}", conv.kernel.shape)))
-            values.append((conv.bias, reader.read(f"CNN/b_cnn_{i}", conv.bias.shape)))
-        reader.expect_absent(f"CNN/W_cnn_{len(char_cnn.convolutions)}", "filters")
-        for i, highway in enumerate(highways):
-            width = highway.kernel.shape[0]
-            group = f"CNN_high_{i}"
-            kernel = [reader.read(f"{group}/W_{part}", (width, width)) for part in ("transform", "carry")]
-            bias = [reader.read(f"{group}/b_{part}", (width,)) for part in ("transform", "carry")]
-            values.append((highway.kernel, np.concatenate(kernel, axis=1)))
-            values.append((highway.bias, np.concatenate(bias)))
-        reader.expect_absent(f"CNN_high_{len(highways)}/W_carry", "n_highway")
-        if projection is None:
-            reader.expect_absent("CNN_proj/W_proj", "projection_dim")
-        else:
-            values.append((projection.kernel, reader.read("CNN_proj/W_proj", projection.kernel.shape)))
-            values.append((projection.bias, reader.read("CNN_proj/b_proj", projection.bias.shape)))
+        values = _char_cnn_values(reader, encoder.get_layer("char_cnn"))
+        highways = [layer for layer in encoder.layers if isinstance(layer, Highway)]
+        values += _highway_values(reader, highways)
+        values += _projection_values(reader, _optional_layer(encoder, "projection"))
     for variable, value in values:
         variable.assign(value)
+
+
+def _char_cnn_values(reader, char_cnn):
+    rows = (char_cnn.num_characters - 1, char_cnn.embedding_dim)
+    embedding = reader.read("char_embed", rows)
+    padding_row = np.zeros_like(embedding[:1])
+    values = [(char_cnn.embedding.embeddings, np.concatenate([padding_row, embedding]))]
+    for i, conv in enumerate(char_cnn.convolutions):
+        # bilm-tf's Conv2D kernels are (1, width, embedding, filters).
+        kernel = reader.read(f"CNN/W_cnn_{i}", (1, *conv.kernel.shape))[0]
+        values.append((conv.kernel, kernel))
+        values.append((conv.bias, reader.read(f"CNN/b_cnn_{i}", conv.bias.shape)))
+    reader.expect_absent(f"CNN/W_cnn_{len(char_cnn.convolutions)}", "filters")
+    return values
+
+
+def _highway_values(reader, highways):
+    values = []
+    for i, highway in enumerate(highways):
+        width = highway.kernel.shape[0]
+        parts = ("transform", "carry")  # -> [W_h | W_t]
+        kernel = [reader.read(f"CNN_high_{i}/W_{part}", (width, width)) for part in parts]
+        bias = [reader.read(f"CNN_high_{i}/b_{part}", (width,)) for part in parts]
+        values.append((highway.kernel, np.concatenate(kernel, axis=1)))
+        values.append((highway.bias, np.concatenate(bias)))
+    reader.expect_absent(f"CNN_high_{len(highways)}/W_carry", "n_highway")
+    return values
+
+
+def _projection_values(reader, projection):
+    if projection is None:
+        reader.expect_absent("CNN_proj/W_proj", "projection_dim")
+        return []
+    return [
+        (projection.kernel, reader.read("CNN_proj/W_proj", projection.kernel.shape)),
+        (projection.bias, reader.read("CNN_proj/b_proj", projection.bias.shape)),
+    ]
 
 
 class _ArrayReader:

@@ -14,10 +14,11 @@ class CharCNN(keras.layers.Layer):
     such as ReLU or tanh this equals pooling the activated maps, as in Kim et
     al. 2016 and bilm-tf). The output width is the total number of filters.
 
-    The convolutions are `Conv2D` layers with `(1, width)` kernels over
-    `(batch, tokens, characters, embedding)`, the layout of bilm-tf's
-    `W_cnn_i` arrays. Id 0 marks a padding token: a token whose ids are all 0
-    is masked in the output mask.
+    Tokens are folded into the batch axis and convolved with `Conv1D` layers
+    (`benchmarks/char_cnn_layout.py`: faster than `(1, width)` Conv2D kernels
+    over `(batch, tokens, characters, embedding)` on the JAX and TensorFlow
+    backends). Id 0 marks a padding token: a token whose ids are all 0 is
+    masked in the output mask.
 
     Args:
         filters: List of `(width, num_filters)` pairs, e.g. ELMo's
@@ -77,13 +78,13 @@ class CharCNN(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="char_embed",
         )
-        self.embedding.build(input_shape)
-        embedded_shape = (*input_shape, self.embedding_dim)
+        self.embedding.build((None, num_chars))
+        embedded_shape = (None, num_chars, self.embedding_dim)
         self.convolutions = []
         for i, (width, num_filters) in enumerate(self.filters):
-            conv = keras.layers.Conv2D(
+            conv = keras.layers.Conv1D(
                 num_filters,
-                (1, width),
+                width,
                 kernel_initializer=self.kernel_initializer,
                 dtype=self.dtype_policy,
                 name=f"conv_{i}",
@@ -92,9 +93,11 @@ class CharCNN(keras.layers.Layer):
             self.convolutions.append(conv)
 
     def call(self, inputs):
-        embedded = self.embedding(inputs)
-        pooled = [ops.max(conv(embedded), axis=2) for conv in self.convolutions]
-        return self.activation(ops.concatenate(pooled, axis=-1))
+        batch, tokens, num_chars = ops.shape(inputs)
+        embedded = self.embedding(ops.reshape(inputs, (-1, num_chars)))
+        pooled = [ops.max(conv(embedded), axis=1) for conv in self.convolutions]
+        features = self.activation(ops.concatenate(pooled, axis=-1))
+        return ops.reshape(features, (batch, tokens, features.shape[-1]))
 
     def compute_mask(self, inputs, mask=None):
         return ops.any(ops.not_equal(inputs, 0), axis=-1)
