@@ -45,11 +45,11 @@ def reference_elmo_ids(word, max_chars=50):
 
 def numpy_elmo_encoder(ids, h5):
     """The bilm-tf character encoder in NumPy, read straight from the HDF5 arrays."""
-    options_filters = [h5[f"CNN/W_cnn_{i}"].shape for i in range(len(h5["CNN"]) // 2)]
+    kernel_shapes = [h5[f"CNN/W_cnn_{i}"].shape for i in range(len(h5["CNN"]) // 2)]
     table = np.concatenate([np.zeros((1, h5["char_embed"].shape[1])), h5["char_embed"][...]])
     embedded = table[ids]  # (words, chars, dim)
     pooled = []
-    for i, (_, width, _, _) in enumerate(options_filters):
+    for i, (_, width, _, _) in enumerate(kernel_shapes):
         kernel, bias = h5[f"CNN/W_cnn_{i}"][0], h5[f"CNN/b_cnn_{i}"][...]
         positions = embedded.shape[1] - width + 1
         maps = sum(embedded[:, k : k + positions] @ kernel[k] for k in range(width)) + bias
@@ -81,7 +81,8 @@ def test_elmo_ids_of_ascii_multibyte_and_long_tokens():
     np.testing.assert_array_equal(ids, [reference_elmo_ids(w) for w in words])
     # Spot checks against hand-written values, independent of the reference.
     np.testing.assert_array_equal(ids[0, :6], [259, 100, 98, 117, 260, 261])
-    np.testing.assert_array_equal(ids[2, 1:7], [0xE6 + 1, 0x97 + 1, 0xA5 + 1, 0xE6 + 1, 0x9C + 1, 0xAC + 1])
+    nihon_utf8 = [0xE6, 0x97, 0xA5, 0xE6, 0x9C, 0xAC]  # "日本"
+    np.testing.assert_array_equal(ids[2, 1:7], [b + 1 for b in nihon_utf8])
     assert ids[4, 48] == ord("x") + 1 and ids[4, 49] == 260  # 48 bytes kept, then end-of-word
     assert ids[5, 48] == 0xC3 + 1 and ids[5, 49] == 260  # truncation splits "é" as bilm-tf does
     np.testing.assert_array_equal(ids[6, :4], [259, 257, 260, 261])
@@ -102,12 +103,15 @@ def test_byte_scheme_and_padding_tokens():
 
 @pytest.mark.parametrize("ragged", [False, True])
 def test_sentence_boundaries_follow_each_sentence(ragged):
-    batch = [["The", "cat", "sat"], ["Hi"]]
-    tokens = tf.ragged.constant(batch) if ragged else tf.constant([["The", "cat", "sat"], ["Hi", "", ""]])
+    if ragged:
+        tokens = tf.ragged.constant([["The", "cat", "sat"], ["Hi"]])
+    else:
+        tokens = tf.constant([["The", "cat", "sat"], ["Hi", "", ""]])
     ids = ops.convert_to_numpy(CharacterIds(sentence_boundaries=True)(tokens))
     expected_first = ["<S>", "The", "cat", "sat", "</S>"]
     np.testing.assert_array_equal(ids[0], [reference_elmo_ids(w) for w in expected_first])
-    np.testing.assert_array_equal(ids[1, :3], [reference_elmo_ids(w) for w in ["<S>", "Hi", "</S>"]])
+    expected_second = ["<S>", "Hi", "</S>"]
+    np.testing.assert_array_equal(ids[1, :3], [reference_elmo_ids(w) for w in expected_second])
     assert not ids[1, 3:].any()  # padding tokens stay all zeros, after "</S>"
 
 
@@ -219,6 +223,26 @@ def test_weights_from_url_check_their_hash(shared_fixtures, tmp_path, monkeypatc
     )
 
 
+def test_published_weights_come_through_get_file(monkeypatch):
+    requests = []
+
+    def offline_get_file(fname, origin, **kwargs):
+        requests.append((fname, origin, kwargs["file_hash"]))
+        raise OSError("offline")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline_get_file)
+    with pytest.raises(OSError, match="offline"):
+        char_cnn_highway_encoder("elmo_small", weights="elmo", weights_hash="ab" * 32)
+    stem = "2x1024_128_2048cnn_1xhighway"
+    assert requests == [
+        (
+            f"elmo_{stem}_weights.hdf5",
+            f"https://allennlp.s3.amazonaws.com/models/elmo/{stem}/elmo_{stem}_weights.hdf5",
+            "ab" * 32,
+        )
+    ]
+
+
 # --- configs, masking, serialization ----------------------------------------
 
 
@@ -269,5 +293,7 @@ def test_char_cnn_layer_in_sequential_round_trip(tmp_path, rng):
     path = tmp_path / "char_cnn.keras"
     model.save(path)
     restored = keras.saving.load_model(path)
-    np.testing.assert_array_equal(ops.convert_to_numpy(restored(ids)), ops.convert_to_numpy(model(ids)))
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(restored(ids)), ops.convert_to_numpy(model(ids))
+    )
     assert restored.layers[0].get_config() == model.layers[0].get_config()
