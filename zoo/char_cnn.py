@@ -151,8 +151,10 @@ def resolve_config(config):
         raise ValueError(f"`config` lacks the key(s) {missing}; it needs {list(_KEYS)}.")
     config.setdefault("max_characters_per_token", 50)
     config.setdefault("projection_dim", None)
-    # bilm-tf trains with 261 ids and adds id 0 for padding at inference.
-    config["n_characters"] = max(config["n_characters"], 262)
+    if config["n_characters"] == 261:
+        # bilm-tf trains with 261 ids and adds id 0 for padding at inference.
+        config["n_characters"] = 262
+    validation.positive_int(config["n_characters"], "config['n_characters']")
     validation.positive_int(config["embedding"].get("dim"), "config['embedding']['dim']")
     validation.positive_int(
         config["max_characters_per_token"], "config['max_characters_per_token']"

@@ -255,6 +255,9 @@ def test_named_configs_hold_the_published_sizes():
     assert [elmo[n]["projection_dim"] for n in elmo] == [512, 256, 128]
     assert sum(n for _, n in CHAR_CNN_CONFIGS["kim_small"]["filters"]) == 525
     assert sum(n for _, n in CHAR_CNN_CONFIGS["kim_large"]["filters"]) == 1100
+    # Published training options say 261 characters; inference adds padding id 0.
+    assert resolve_config({**FIXTURE_CONFIG, "n_characters": 261})["n_characters"] == 262
+    assert resolve_config({**FIXTURE_CONFIG, "n_characters": 257})["n_characters"] == 257
 
 
 def test_bad_configs_and_weights_raise():
