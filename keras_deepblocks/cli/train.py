@@ -128,11 +128,7 @@ def run(args, callbacks=()):
         drop_remainder=replicas > 1,
         seed=args.seed,
     )
-    steps_per_epoch = -(-data.train_examples // args.batch_size)
-    if replicas > 1:
-        steps_per_epoch = data.train_examples // args.batch_size
-    if args.steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, args.steps_per_epoch)
+    steps_per_epoch = _steps_per_epoch(data.train_examples, args, replicas)
     log_dir = args.log_dir or os.path.join("runs", args.model)
     output = args.output or f"{args.model}.keras"
     with scope:
@@ -164,6 +160,12 @@ def run(args, callbacks=()):
     accuracy = history.history["val_accuracy"][-1] if history.history else float("nan")
     print(f"test top-1 accuracy {accuracy:.4f}; model saved to {output}")
     return 0
+
+
+def _steps_per_epoch(examples, args, replicas):
+    # Data parallel training drops the last, smaller batch.
+    steps = examples // args.batch_size if replicas > 1 else -(-examples // args.batch_size)
+    return min(steps, args.steps_per_epoch) if args.steps_per_epoch else steps
 
 
 def training_callbacks(log_dir):
