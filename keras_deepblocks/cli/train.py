@@ -24,6 +24,7 @@ MODEL_HELP = (
 )
 # The paper: 64k iterations at batch 128, about 164 epochs of CIFAR's 50k images.
 PAPER_EPOCHS = 164
+PAPER_WARMUP_STEPS = 400
 
 
 def add_arguments(parser):
@@ -47,6 +48,13 @@ def add_arguments(parser):
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
     parser.add_argument(
         "--weight-decay", type=float, default=1e-4, help="L2 weight decay (default: 1e-4)"
+    )
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help="steps at a tenth of the learning rate first "
+        "(default: 400 for ResNets of 110+ layers, as in the paper; else 0)",
     )
     parser.add_argument(
         "--no-augment", dest="augment", action="store_false", help="no random crops or flips"
@@ -135,12 +143,14 @@ def run(args, callbacks=()):
         model = with_normalization(
             build_model(args.model, data.input_shape, data.num_classes, args), data
         )
+        total_steps = args.epochs * steps_per_epoch
         compile_recipe(
             model,
-            total_steps=args.epochs * steps_per_epoch,
+            total_steps=total_steps,
             learning_rate=args.learning_rate,
             momentum=args.momentum,
             weight_decay=args.weight_decay,
+            warmup_steps=_warmup_steps(args, total_steps),
         )
     print(
         f"{model.name}: {model.count_params():,} parameters, {args.dataset} "
@@ -166,6 +176,17 @@ def _steps_per_epoch(examples, args, replicas):
     # Data parallel training drops the last, smaller batch.
     steps = examples // args.batch_size if replicas > 1 else -(-examples // args.batch_size)
     return min(steps, args.steps_per_epoch) if args.steps_per_epoch else steps
+
+
+def _warmup_steps(args, total_steps):
+    if args.warmup_steps is not None:
+        return args.warmup_steps
+    depth = resnet_depth(args.model)
+    # The paper warms ResNet-110 and -1202 up for about 400 iterations; a run
+    # too short for that gets none.
+    return (
+        PAPER_WARMUP_STEPS if depth and depth >= 110 and total_steps > 4 * PAPER_WARMUP_STEPS else 0
+    )
 
 
 def training_callbacks(log_dir):
@@ -290,6 +311,8 @@ def _check(args):
         raise SystemExit(
             f"deepblocks train: ResNet depth must be 6n+2 (20, 32, 44, 56, 110, 1202), got {depth}"
         )
+    if args.warmup_steps is not None and args.warmup_steps < 0:
+        raise SystemExit(f"deepblocks train: --warmup-steps must be >= 0, got {args.warmup_steps}")
     for name in ("epochs", "batch_size", "steps_per_epoch", "depth", "width", "image_size"):
         value = getattr(args, name, None)
         if value is not None and value < 1:

@@ -19,6 +19,30 @@ def test_step_decay_divides_by_ten_at_half_and_three_quarters():
     assert float(restored(250)) == pytest.approx(0.01)
 
 
+def test_step_decay_with_warmup_starts_at_a_tenth():
+    schedule = step_decay(1000, warmup_steps=40)
+    rates = [float(schedule(step)) for step in (0, 39, 40, 499, 500, 750)]
+    assert rates == pytest.approx([0.01, 0.01, 0.1, 0.1, 0.01, 0.001])
+    with pytest.raises(ValueError, match="`warmup_steps`"):
+        step_decay(100, warmup_steps=60)
+    with pytest.raises(ValueError, match="`warmup_steps`"):
+        step_decay(100, warmup_steps=-1)
+
+
+def test_train_warms_deep_resnets_up_as_the_paper_does():
+    from keras_deepblocks.cli import build_parser
+    from keras_deepblocks.cli.train import _warmup_steps
+
+    def warmup(argv, total_steps):
+        return _warmup_steps(build_parser().parse_args(["train", *argv]), total_steps)
+
+    assert warmup(["resnet110"], 64000) == 400
+    assert warmup(["resnet1202"], 64000) == 400
+    assert warmup(["resnet56"], 64000) == 0
+    assert warmup(["resnet110"], 100) == 0  # a smoke run too short for it
+    assert warmup(["resnet20", "--warmup-steps", "7"], 100) == 7
+
+
 def test_step_decay_rejects_bad_milestones():
     with pytest.raises(ValueError, match="`milestones`"):
         step_decay(10, milestones=(0.75, 0.5))
