@@ -8,13 +8,15 @@ pooling, dense; depth 6n+2) in these variants, and times `train_on_batch`
 (forward, backward, SGD update, BN statistics) interleaved in one run:
 - `plain`: no stochastic depth;
 - `stochastic_depth`: p_L = 0.5 linear decay, `skip_strategy="auto"`;
-- `jax_cond` (JAX only, with `--with-jax-cond`): `skip_strategy="skip"`,
-  a `jax.lax.cond` per block (measured 11x slower on CPU, 1.5-1.7x on an
-  H100: why "auto" does not use it);
+- `skip` (with `--with-skip`): `skip_strategy="skip"`, which differs from
+  "auto" only where XLA compiles the step (JAX; TensorFlow with
+  `--jit-compile true`): an XLA conditional per block, measured 11x (JAX)
+  and 13x (TF) slower on CPU, 1.5-1.7x on an H100 -- why "auto" does not
+  use it there;
 - `compute_multiply`: the alternatives' approach (TF-Addons, KerasCV): the
   branch is always computed and multiplied by the draw
-  (`skip_strategy="multiply"`). On JAX under jit this is what "auto" does,
-  so there the two rows differ only by noise.
+  (`skip_strategy="multiply"`). Under XLA this is what "auto" does, so
+  there the two rows differ only by noise.
 Ratios are against `plain`. Target on CPU with TensorFlow: <= 0.80.
 """
 
@@ -60,8 +62,13 @@ def cifar_resnet(depth, final_survival_probability=None, skip_strategy="auto"):
 
 
 def rotated_medians(steps, rounds, repeats, warmup=3):
-    """`interleaved_medians`, with the order of the steps rotated each round
-    (on a shared CPU the first of a round is often slower)."""
+    """Median seconds per step of each named step, and the median over rounds
+    of its ratio to the first step's time in the same round.
+
+    `interleaved_medians` one round at a time, with the order rotated each
+    round; ratios within a round cancel the slow drift of load on a shared
+    machine.
+    """
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -75,7 +82,14 @@ def rotated_medians(steps, rounds, repeats, warmup=3):
         )
         for name, seconds in medians.items():
             samples[name].append(seconds)
-    return {name: statistics.median(samples[name]) for name in names}
+    seconds = {name: statistics.median(samples[name]) for name in names}
+    ratios = {
+        name: statistics.median(
+            t / base for t, base in zip(samples[name], samples[names[0]])
+        )
+        for name in names
+    }
+    return seconds, ratios
 
 
 def on_accelerator():
@@ -101,9 +115,9 @@ def main():
     parser.add_argument("--depth", type=int, default=110 if accelerator else 32)
     parser.add_argument("--batch-size", type=int, default=128 if accelerator else 32)
     parser.add_argument("--final-survival-probability", type=float, default=0.5)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--repeats", type=int, default=4 if accelerator else 2)
-    parser.add_argument("--with-jax-cond", action="store_true")
+    parser.add_argument("--rounds", type=int, default=7 if accelerator else 10)
+    parser.add_argument("--repeats", type=int, default=4 if accelerator else 1)
+    parser.add_argument("--with-skip", action="store_true", help="also time skip_strategy='skip'")
     parser.add_argument(
         "--jit-compile", choices=("auto", "true", "false"), default="auto",
         help="model.compile's jit_compile (auto: XLA on TF and JAX, eager on torch)",
@@ -112,8 +126,8 @@ def main():
 
     backend = keras.backend.backend()
     variants = {"plain": (None, "auto"), "stochastic_depth": (args.final_survival_probability, "auto")}
-    if backend == "jax" and args.with_jax_cond:
-        variants["jax_cond"] = (args.final_survival_probability, "skip")
+    if args.with_skip:
+        variants["skip"] = (args.final_survival_probability, "skip")
     variants["compute_multiply"] = (args.final_survival_probability, "multiply")
 
     jit_compile = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
@@ -129,7 +143,7 @@ def main():
             jit_compile=jit_compile,
         )
         steps[name] = lambda model=model: model.train_on_batch(x, y)
-    medians = rotated_medians(steps, args.rounds, args.repeats)
+    medians, ratios = rotated_medians(steps, args.rounds, args.repeats)
 
     device = "accelerator" if accelerator else "CPU"
     print(
@@ -145,9 +159,11 @@ def main():
             "branches, not on depth. Use --depth 110 --batch-size 128 for the "
             "paper's setting."
         )
-    plain = medians["plain"]
     for name, seconds in medians.items():
-        print(f"  {name:<17} {seconds * 1e3:9.1f} ms/step   ratio {seconds / plain:5.2f}")
+        print(
+            f"  {name:<17} {seconds * 1e3:9.1f} ms/step   "
+            f"ratio to plain {ratios[name]:5.2f} (median over rounds)"
+        )
 
 
 if __name__ == "__main__":

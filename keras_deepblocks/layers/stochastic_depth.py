@@ -36,13 +36,15 @@ class StochasticDepth(keras.layers.Layer):
       under a JAX trace.
     - `"multiply"`: compute the branch and select `x + f(x)` or `x` with
       the draw; the branch's state is restored when dropped.
-    - `"auto"` (default): `"skip"` everywhere except under a JAX trace
-      (`jit`) and under `torch.compile` (a data-dependent `if` splits the
-      compiled graph at every block), where it is `"multiply"`. An XLA conditional on JAX made a
-      ResNet-110 training step slower than computing every branch
-      (1.5-1.7x on an H100, several times on CPU; see
-      `benchmarks/stochastic_depth_speed.py`), so on JAX computing is the
-      faster choice.
+    - `"auto"` (default): `"skip"` where the step is not compiled by XLA
+      (PyTorch eager, TensorFlow graphs with `jit_compile=False`, anything
+      eager), `"multiply"` where it is (JAX's `jit`, TensorFlow's
+      `jit_compile=True`) and under `torch.compile` (a data-dependent `if`
+      splits its graph at every block). An XLA conditional per block made a
+      CIFAR ResNet training step slower than computing every branch: about
+      11x (JAX) and 13x (TensorFlow) on CPU, 1.5-1.7x on an H100 (JAX);
+      see `benchmarks/stochastic_depth_speed.py`. Note that Keras compiles
+      with XLA by default on JAX, and on TensorFlow only on a GPU.
 
     Args:
         branch: The residual branch `f`, a Keras layer (or model) mapping
@@ -249,7 +251,11 @@ def _skip_method(keep, skip_strategy):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return "tf.cond" if tf.is_symbolic_tensor(keep) else "python"
+        if not tf.is_symbolic_tensor(keep):
+            return "python"
+        if skip_strategy == "auto" and _in_xla_context():
+            return "select"
+        return "tf.cond"
     if backend == "jax":
         import jax
 
@@ -266,6 +272,14 @@ def _skip_method(keep, skip_strategy):
         if skip_strategy == "auto" and torch.compiler.is_compiling():
             return "select"
     return "python"
+
+
+def _in_xla_context():
+    """Whether the TensorFlow graph being traced will be compiled by XLA."""
+    from tensorflow.python.framework import ops as tf_ops
+    from tensorflow.python.ops import control_flow_util
+
+    return control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
 
 
 def _compute_and_select(keep, kept, base, state_variables):
