@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import re
 import subprocess
@@ -48,8 +49,13 @@ def test_train_resnet20_offline_then_evaluate(tmp_path, capsys):
             "0",
         ]
     )
-    trained = reported_accuracy(capsys.readouterr().out)
+    printed = capsys.readouterr().out
+    trained = reported_accuracy(printed)
     assert output.is_file() and (log_dir / "checkpoint.keras").is_file()
+    if importlib.util.find_spec("tensorboard") is not None:
+        assert list((log_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    else:
+        assert "TensorBoard logs skipped: pip install tensorboard" in printed
 
     assert main(["evaluate", str(output)]) == 0
     evaluated = reported_accuracy(capsys.readouterr().out)
