@@ -12,6 +12,7 @@ the reference's state_dict keys (`conv1`, `bn1`, `layer2_0`, `linear`).
 import keras
 
 from keras_deepblocks.layers import ResidualUnit
+from keras_deepblocks.layers import linear_decay
 from keras_deepblocks.layers import validation
 from keras_deepblocks.zoo.checkpointed_residual_unit import CheckpointedResidualUnit
 
@@ -56,7 +57,8 @@ def resnet_cifar(
             checkpoint for this depth, downloaded once and converted once
             into the Keras cache), the path of a PyTorch checkpoint (`.th`,
             `.pt`, `.pth`) of the reference implementation, or the path of a
-            Keras weights file (`.weights.h5`).
+            Keras weights file (`.weights.h5`, or `.weights.npz` from
+            `deepblocks convert`).
         input_shape: Shape of one image. Defaults to `(32, 32, 3)` (or
             `(3, 32, 32)` for channels_first); any size works.
         include_preprocessing: Whether the model starts with the checkpoints'
@@ -223,8 +225,6 @@ def _units_per_stage(depth):
 def _survival_probabilities(num_units, final_survival_probability):
     if final_survival_probability is None:
         return [None] * num_units
-    from keras_deepblocks.layers import linear_decay
-
     return [
         linear_decay(index, num_units, final_survival_probability)
         for index in range(1, num_units + 1)

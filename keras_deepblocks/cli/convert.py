@@ -65,7 +65,8 @@ def run(args):
     )
     registry.converter.assign_weights(model, weights, args.checkpoint)
     _save(model, weights, output)
-    print(f"ResNet-{depth} ({num_classes} classes, {model.count_params():,} parameters) -> {output}")
+    parameters = model.count_params()
+    print(f"ResNet-{depth} ({num_classes} classes, {parameters:,} parameters) -> {output}")
     if args.cache:
         print(f"installed in the Keras cache: {_install_in_cache(args.checkpoint, depth, weights)}")
 

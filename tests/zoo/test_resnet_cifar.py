@@ -34,7 +34,13 @@ def expected_count(depth, num_classes=10):
 
 @pytest.mark.parametrize(
     "builder, depth, published_millions",
-    [(resnet20, 20, 0.27), (resnet32, 32, 0.46), (resnet44, 44, 0.66), (resnet56, 56, 0.85), (resnet110, 110, 1.7)],
+    [
+        (resnet20, 20, 0.27),
+        (resnet32, 32, 0.46),
+        (resnet44, 44, 0.66),
+        (resnet56, 56, 0.85),
+        (resnet110, 110, 1.7),
+    ],
 )
 def test_parameter_counts_match_the_paper(builder, depth, published_millions):
     model = builder()
@@ -67,7 +73,12 @@ def test_depth_must_be_6n_plus_2(depth):
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [({"num_classes": 0}, "num_classes"), ({"shortcut": "C"}, "shortcut"), ({"preactivation": 1}, "preactivation"), ({"gradient_checkpointing": "yes"}, "gradient_checkpointing")],
+    [
+        ({"num_classes": 0}, "num_classes"),
+        ({"shortcut": "C"}, "shortcut"),
+        ({"preactivation": 1}, "preactivation"),
+        ({"gradient_checkpointing": "yes"}, "gradient_checkpointing"),
+    ],
 )
 def test_bad_arguments_name_themselves(kwargs, name):
     with pytest.raises((ValueError, TypeError), match=name):
@@ -80,7 +91,8 @@ def test_preprocessing_is_the_checkpoints_normalization(rng):
     without = resnet_cifar(8, input_shape=(16, 16, 3), include_preprocessing=False)
     without.set_weights(with_preprocessing.get_weights())
     expected = (images / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(cifar_preprocess(images)), expected, atol=1e-5)
+    preprocessed = keras.ops.convert_to_numpy(cifar_preprocess(images))
+    np.testing.assert_allclose(preprocessed, expected, atol=1e-5)
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(with_preprocessing(images)),
         keras.ops.convert_to_numpy(without(expected.astype("float32"))),
@@ -90,7 +102,11 @@ def test_preprocessing_is_the_checkpoints_normalization(rng):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"shortcut": "B", "preactivation": True}, {"gradient_checkpointing": True, "classifier_activation": "softmax"}],
+    [
+        {},
+        {"shortcut": "B", "preactivation": True},
+        {"gradient_checkpointing": True, "classifier_activation": "softmax"},
+    ],
 )
 def test_keras_file_round_trip(tmp_path, rng, kwargs):
     model = resnet_cifar(8, num_classes=5, input_shape=(8, 8, 3), **kwargs)
@@ -102,7 +118,8 @@ def test_keras_file_round_trip(tmp_path, rng, kwargs):
         keras.ops.convert_to_numpy(restored(images)), keras.ops.convert_to_numpy(model(images))
     )
     unit_types = {type(layer) for layer in restored.layers if isinstance(layer, ResidualUnit)}
-    assert unit_types == {CheckpointedResidualUnit if kwargs.get("gradient_checkpointing") else ResidualUnit}
+    checkpointed = kwargs.get("gradient_checkpointing")
+    assert unit_types == {CheckpointedResidualUnit if checkpointed else ResidualUnit}
 
 
 def test_preactivation_layout():
@@ -117,7 +134,8 @@ def test_stochastic_depth_follows_linear_decay():
     units = [layer for layer in model.layers if isinstance(layer, ResidualUnit)]
     expected = [1 - l / 9 * 0.5 for l in range(1, 10)]
     np.testing.assert_allclose([unit.survival_probability for unit in units], expected)
-    assert all(getattr(unit, "survival_probability", None) is None for unit in resnet_cifar(8).layers)
+    plain = resnet_cifar(8).layers
+    assert all(getattr(unit, "survival_probability", None) is None for unit in plain)
 
 
 @pytest.mark.slow

@@ -65,7 +65,8 @@ class RunsCode:
 def legacy_file(payload):
     """A legacy torch.save layout whose object pickle is `payload`."""
     header = [0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}]
-    return b"".join(pickle.dumps(item, protocol=2) for item in header) + payload + pickle.dumps([], protocol=2)
+    pickles = [pickle.dumps(item, protocol=2) for item in header]
+    return b"".join(pickles) + payload + pickle.dumps([], protocol=2)
 
 
 def test_refuses_a_legacy_checkpoint_that_runs_code(tmp_path):

@@ -56,9 +56,12 @@ def saved_activation_bytes(gradient_checkpointing):
             logits, _ = model.stateless_call(trainable, non_trainable, images, training=True)
             return (logits**2).mean()
 
-        # The residuals closed over by the VJP are what the forward pass saved.
-        _, backward = jax.vjp(loss, trainable)
-        return sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(backward))
+        # The residuals closed over by the VJP are what the forward pass
+        # saves; eval_shape gives their shapes without running the network.
+        backward = jax.eval_shape(lambda params: jax.vjp(loss, params)[1], trainable)
+        return sum(
+            leaf.size * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(backward)
+        )
     if backend == "torch":
         import torch
 

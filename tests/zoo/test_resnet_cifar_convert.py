@@ -15,7 +15,9 @@ def logits(model, images):
     return keras.ops.convert_to_numpy(model(images, training=False))
 
 
-def test_convert_writes_a_model_that_predicts_like_the_checkpoint(shared_fixtures, tmp_path, capsys):
+def test_convert_writes_a_model_that_predicts_like_the_checkpoint(
+    shared_fixtures, tmp_path, capsys
+):
     checkpoint = shared_fixtures / "resnet_cifar_torch" / RESNET20
     images = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
     expected = logits(resnet20(weights=str(checkpoint)), images)

@@ -86,7 +86,9 @@ def raw_images(count=3, size=32):
     return np.random.default_rng(7).integers(0, 256, (count, size, size, 3)).astype(np.uint8)
 
 
-@pytest.mark.parametrize("builder, depth, name", [(resnet20, 20, RESNET20), (resnet56, 56, RESNET56)])
+@pytest.mark.parametrize(
+    "builder, depth, name", [(resnet20, 20, RESNET20), (resnet56, 56, RESNET56)]
+)
 def test_converted_checkpoint_matches_pytorch_reference(shared_fixtures, builder, depth, name):
     path = shared_fixtures / "resnet_cifar_torch" / name
     images = raw_images()
@@ -100,7 +102,8 @@ def test_converted_checkpoint_matches_pytorch_reference(shared_fixtures, builder
 
 def test_wrong_architecture_names_the_mismatch(shared_fixtures):
     path = shared_fixtures / "resnet_cifar_torch" / RESNET20
-    with pytest.raises(WeightsMismatchError, match=r"ResNet-20.*ResNet-56.*layer1\.3\.conv1\.weight"):
+    expected = r"ResNet-20.*ResNet-56.*layer1\.3\.conv1\.weight"
+    with pytest.raises(WeightsMismatchError, match=expected):
         resnet56(weights=str(path))
     with pytest.raises(WeightsMismatchError, match=r"linear\.weight.*\(64, 10\).*\(64, 100\)"):
         resnet20(num_classes=100, weights=str(path))
@@ -112,14 +115,16 @@ def _serve(directory, monkeypatch):
 
 
 def _cache_files(keras_home):
-    return sorted(p.name for p in (keras_home / "models").glob("*")) if (keras_home / "models").exists() else []
+    models = keras_home / "models"
+    return sorted(p.name for p in models.glob("*")) if models.exists() else []
 
 
 def test_cifar10_without_network_fails_cleanly(tmp_path, monkeypatch):
     keras_home = tmp_path / "keras_home"
     monkeypatch.setenv("KERAS_HOME", str(keras_home))
     monkeypatch.setattr(registry, "BASE_URL", "http://127.0.0.1:9/unreachable/")
-    with pytest.raises(registry.WeightsUnavailableError, match=r"Could not get the pretrained ResNet-20.*weights='/path/to/resnet20-12fca82f\.th'"):
+    expected = r"Could not get the pretrained ResNet-20.*weights='/path/to/resnet20-12fca82f\.th'"
+    with pytest.raises(registry.WeightsUnavailableError, match=expected):
         resnet20(weights="cifar10")
     assert _cache_files(keras_home) == []
 
@@ -159,11 +164,16 @@ def test_cifar10_downloads_verifies_converts_once(shared_fixtures, tmp_path, mon
     np.testing.assert_allclose(
         logits(second, cifar_preprocess(images)), first, atol=1e-5
     )
-    np.testing.assert_allclose(first, torch_logits(keras_home / "models" / RESNET20, 20, images), atol=1e-4)
+    reference = torch_logits(keras_home / "models" / RESNET20, 20, images)
+    np.testing.assert_allclose(first, reference, atol=1e-4)
 
 
 def test_cifar10_rejects_unpublished_configurations():
-    for kwargs, name in (({"num_classes": 100}, "num_classes"), ({"shortcut": "B"}, "shortcut"), ({"preactivation": True}, "preactivation")):
+    for kwargs, name in (
+        ({"num_classes": 100}, "num_classes"),
+        ({"shortcut": "B"}, "shortcut"),
+        ({"preactivation": True}, "preactivation"),
+    ):
         with pytest.raises(ValueError, match=name):
             resnet_cifar(20, weights="cifar10", **kwargs)
     with pytest.raises(ValueError, match="depth"):
@@ -179,6 +189,9 @@ def test_keras_weights_file_and_converted_file(shared_fixtures, tmp_path):
     images = raw_images(2)
     expected = logits(source, images)
     source.save_weights(tmp_path / "r20.weights.h5")
-    np.testing.assert_array_equal(logits(resnet20(weights=str(tmp_path / "r20.weights.h5")), images), expected)
-    registry.write_converted(registry.convert_checkpoint(shared_fixtures / "resnet_cifar_torch" / RESNET20), str(tmp_path / "r20.weights.npz"))
-    np.testing.assert_array_equal(logits(resnet20(weights=str(tmp_path / "r20.weights.npz")), images), expected)
+    restored = resnet20(weights=str(tmp_path / "r20.weights.h5"))
+    np.testing.assert_array_equal(logits(restored, images), expected)
+    converted = registry.convert_checkpoint(shared_fixtures / "resnet_cifar_torch" / RESNET20)
+    registry.write_converted(converted, str(tmp_path / "r20.weights.npz"))
+    restored = resnet20(weights=str(tmp_path / "r20.weights.npz"))
+    np.testing.assert_array_equal(logits(restored, images), expected)

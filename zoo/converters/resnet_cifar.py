@@ -25,7 +25,9 @@ SHORTCUT_LAYERS = {"0": "projection/proj_conv", "1": "projection/proj_bn"}
 
 _UNIT_KEY = re.compile(r"^layer(\d+)\.(\d+)\.(conv\d|bn\d|shortcut\.[01])\.(\w+)$")
 _STEM_KEY = re.compile(r"^(conv1|bn1|linear)\.(\w+)$")
-_UNIT_PATH = re.compile(r"^layer(\d+)_(\d+)/(branch/conv\d|branch/bn\d|projection/proj_conv|projection/proj_bn)/(\w+)$")
+_UNIT_PATH = re.compile(
+    r"^layer(\d+)_(\d+)/(branch/conv\d|branch/bn\d|projection/proj_conv|projection/proj_bn)/(\w+)$"
+)
 _STEM_PATH = re.compile(r"^(conv1|bn1|linear)/(\w+)$")
 
 
