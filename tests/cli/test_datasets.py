@@ -73,7 +73,7 @@ def test_tfds_loader_on_locally_generated_data():
         )
     assert data.input_shape == (32, 32, 3) and data.num_classes == 100
     assert [len(b[0]) for b in batches(data.train)] == [5, 5, 2]
-    assert x_train.dtype == np.float32 and x_train.max() <= 255 and num_classes == 10
+    assert x_train.dtype == np.uint8 and x_train.max() <= 255 and num_classes == 10
     assert x_test.shape == (12, 32, 32, 3) and y_test.dtype == np.int32
 
 
