@@ -35,6 +35,9 @@ setup(
     install_requires=[
         "keras>=3.8,<4",
         "tensorflow>=2.16",
+        # TensorFlow 2.21 no longer pulls it in; `deepblocks train` logs to it
+        # and KerasTuner's TensorFlow trials need it.
+        "tensorboard",
         "numpy",
         "scikit-learn",
         "matplotlib",
