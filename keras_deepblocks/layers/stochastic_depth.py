@@ -30,7 +30,8 @@ class StochasticDepth(keras.layers.Layer):
     How a dropped branch is skipped (`skip_strategy`):
 
     - `"skip"`: never compute a dropped branch. A Python `if` when the draw
-      is a concrete value (PyTorch, TensorFlow eager, JAX without jit),
+      is a concrete value (PyTorch, TensorFlow eager, JAX without jit; on a
+      GPU each `if` waits for its draw to reach the host),
       `tf.cond` in a TensorFlow graph (with or without XLA), and
       `jax.lax.cond` with the branch's state passed out of the conditional
       under a JAX trace.
@@ -238,8 +239,8 @@ def _with_zero_gradients(base, weights):
     """`base`, exactly, but depending on `weights` with zero gradient."""
     if not weights:
         return base
-    link = ops.sum(ops.stack([ops.sum(w) for w in weights])) * 0.0
-    return base + ops.cast(link, base.dtype)
+    link = sum(ops.cast(ops.sum(w), base.dtype) for w in weights)
+    return base + link * 0.0
 
 
 def _skip_method(keep, skip_strategy):

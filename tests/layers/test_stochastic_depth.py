@@ -203,6 +203,31 @@ def test_compiled_train_steps_touch_branch_only_when_kept(
     assert 0 < sum(kept) < steps  # draws change from step to step
 
 
+def test_auto_strategy_skips_unless_xla_compiles():
+    """The documented choice: skip when eager or in a TF graph without XLA;
+    compute and select under XLA (JAX jit, TF jit_compile=True)."""
+    from keras_deepblocks.layers.stochastic_depth import _skip_method
+
+    keep = keras.ops.convert_to_tensor(True)
+    assert _skip_method(keep, "auto") == "python"
+    assert _skip_method(keep, "multiply") == "select"
+    seen = []
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        for jit_compile in (False, True):
+            tf.function(
+                lambda k: seen.append((_skip_method(k, "auto"), _skip_method(k, "skip"))) or k,
+                jit_compile=jit_compile,
+            )(keep)
+        assert seen == [("tf.cond", "tf.cond"), ("select", "tf.cond")]
+    elif BACKEND == "jax":
+        import jax
+
+        jax.jit(lambda k: seen.append((_skip_method(k, "auto"), _skip_method(k, "skip"))) or k)(keep)
+        assert seen == [("select", "jax.cond")]
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
