@@ -94,11 +94,7 @@ def resnet_cifar(
     preactivation = validation.boolean(preactivation, "preactivation")
     include_preprocessing = validation.boolean(include_preprocessing, "include_preprocessing")
     gradient_checkpointing = validation.boolean(gradient_checkpointing, "gradient_checkpointing")
-    data_format = validation.one_of(
-        data_format or keras.config.image_data_format(),
-        "data_format",
-        ("channels_last", "channels_first"),
-    )
+    data_format = validation.data_format(data_format)
     if weights is not None:
         from keras_deepblocks.zoo import resnet_cifar_weights
 

@@ -67,11 +67,7 @@ class HighwayConv2D(keras.layers.Layer):
         self.transform_bias = validation.finite_float(
             transform_bias, "transform_bias"
         )
-        self.data_format = validation.one_of(
-            data_format or keras.config.image_data_format(),
-            "data_format",
-            ("channels_last", "channels_first"),
-        )
+        self.data_format = validation.data_format(data_format)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)

@@ -120,11 +120,7 @@ class ResidualUnit(keras.layers.Layer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.momentum = validation.finite_float(momentum, "momentum")
         self.epsilon = validation.finite_float(epsilon, "epsilon")
-        self.data_format = validation.one_of(
-            data_format or keras.config.image_data_format(),
-            "data_format",
-            ("channels_last", "channels_first"),
-        )
+        self.data_format = validation.data_format(data_format)
         self.survival_probability = (
             None
             if survival_probability is None

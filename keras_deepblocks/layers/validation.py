@@ -2,6 +2,8 @@
 
 import math
 
+import keras
+
 
 def finite_float(value, name):
     """`value` as a Python float; a `TypeError`/`ValueError` naming `name` otherwise."""
@@ -43,3 +45,12 @@ def boolean(value, name):
     if not isinstance(value, bool):
         raise TypeError(f"`{name}` must be True or False, got {value!r}.")
     return value
+
+
+def data_format(value):
+    """`value`, or Keras's image data format when `None`; checked."""
+    return one_of(
+        value or keras.config.image_data_format(),
+        "data_format",
+        ("channels_last", "channels_first"),
+    )
