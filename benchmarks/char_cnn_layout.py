@@ -22,7 +22,7 @@ from _timing import gradient_step  # noqa: E402
 from _timing import interleaved_medians  # noqa: E402
 
 from keras_deepblocks.zoo.char_cnn import CHAR_CNN_CONFIGS  # noqa: E402
-from keras_deepblocks.zoo.char_cnn_layer import CharCNN  # noqa: E402
+from keras_deepblocks.layers.char_cnn import CharCNN  # noqa: E402
 
 
 class Conv2DCharCNN(keras.layers.Layer):

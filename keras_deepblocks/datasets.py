@@ -16,7 +16,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_deepblocks.layers import validation
+from keras_deepblocks.utils import validation
 
 TFDS_DATASETS = ("cifar10", "cifar100", "svhn_cropped", "mnist")
 DATASETS = ("digits",) + TFDS_DATASETS

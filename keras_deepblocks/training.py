@@ -8,7 +8,7 @@ of 0.1 divided by 10 at 50 % and 75 % of training.
 
 import keras
 
-from keras_deepblocks.layers import validation
+from keras_deepblocks.utils import validation
 
 
 def step_decay(

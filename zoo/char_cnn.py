@@ -13,8 +13,8 @@ import keras
 import numpy as np
 
 from keras_deepblocks.layers import Highway
-from keras_deepblocks.layers import validation
-from keras_deepblocks.zoo.char_cnn_layer import CharCNN
+from keras_deepblocks.utils import validation
+from keras_deepblocks.layers.char_cnn import CharCNN
 
 _ELMO_FILTERS = [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]]
 

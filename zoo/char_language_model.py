@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_deepblocks.layers import validation
+from keras_deepblocks.utils import validation
 from keras_deepblocks.zoo.char_cnn import char_cnn_highway_encoder
 
 

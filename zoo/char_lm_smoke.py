@@ -12,7 +12,7 @@ def main(argv=None):
 
     from keras_deepblocks.zoo.char_cnn import char_cnn_highway_encoder
     from keras_deepblocks.zoo.char_language_model import char_aware_language_model
-    from keras_deepblocks.zoo.perplexity import Perplexity
+    from keras_deepblocks.metrics.perplexity import Perplexity
     from keras_deepblocks.zoo.text_corpus import build_vocabulary
     from keras_deepblocks.zoo.text_corpus import language_model_arrays
     from keras_deepblocks.zoo.text_corpus import read_sentences

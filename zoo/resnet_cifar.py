@@ -13,8 +13,8 @@ import keras
 
 from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.layers import linear_decay
-from keras_deepblocks.layers import validation
-from keras_deepblocks.zoo.checkpointed_residual_unit import CheckpointedResidualUnit
+from keras_deepblocks.utils import validation
+from keras_deepblocks.layers.checkpointed_residual_unit import CheckpointedResidualUnit
 
 STAGE_FILTERS = (16, 32, 64)
 # Normalization the published checkpoints were trained with, after x / 255.

@@ -6,8 +6,8 @@ import os
 import keras
 import numpy as np
 
-from keras_deepblocks.layers import validation
-from keras_deepblocks.zoo.char_ids import char_ids
+from keras_deepblocks.utils import validation
+from keras_deepblocks.layers.character_ids import char_ids
 
 UNKNOWN = "<unk>"
 END_OF_SENTENCE = "</s>"

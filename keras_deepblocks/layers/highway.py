@@ -3,7 +3,7 @@ from keras import ops
 
 from keras_deepblocks.initializers import FusedKernel
 from keras_deepblocks.initializers import GateBias
-from keras_deepblocks.layers import validation
+from keras_deepblocks.utils import validation
 
 
 @keras.saving.register_keras_serializable(package="keras_deepblocks")

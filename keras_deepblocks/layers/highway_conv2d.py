@@ -3,7 +3,7 @@ from keras import ops
 
 from keras_deepblocks.initializers import FusedKernel
 from keras_deepblocks.initializers import GateBias
-from keras_deepblocks.layers import validation
+from keras_deepblocks.utils import validation
 from keras_deepblocks.layers.highway import gated_mix
 from keras_deepblocks.layers.highway import weight_args_config
 

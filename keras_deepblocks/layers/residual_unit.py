@@ -2,7 +2,7 @@ import keras
 from keras import layers
 from keras import ops
 
-from keras_deepblocks.layers import validation
+from keras_deepblocks.utils import validation
 from keras_deepblocks.layers.stochastic_depth import DROP_MODES
 from keras_deepblocks.layers.stochastic_depth import RESCALE_MODES
 from keras_deepblocks.layers.stochastic_depth import SKIP_STRATEGIES

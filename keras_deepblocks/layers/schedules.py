@@ -1,6 +1,6 @@
 """Survival-probability schedules for stochastic depth."""
 
-from keras_deepblocks.layers import validation
+from keras_deepblocks.utils import validation
 from keras_deepblocks.layers.stochastic_depth import check_probability
 
 

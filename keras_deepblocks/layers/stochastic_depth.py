@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from keras_deepblocks.layers import validation
+from keras_deepblocks.utils import validation
 
 DROP_MODES = ("batch", "sample")
 RESCALE_MODES = ("inference", "training")

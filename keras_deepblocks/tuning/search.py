@@ -2,7 +2,7 @@
 
 import importlib.util
 
-from keras_deepblocks.layers import validation
+from keras_deepblocks.utils import validation
 from keras_deepblocks.tuning.space import keras_tuner
 
 TUNERS = {

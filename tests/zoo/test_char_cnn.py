@@ -11,9 +11,9 @@ from keras_deepblocks.zoo.char_cnn import CHAR_CNN_CONFIGS
 from keras_deepblocks.zoo.char_cnn import char_cnn_highway_encoder
 from keras_deepblocks.zoo.char_cnn import load_bilm_weights
 from keras_deepblocks.zoo.char_cnn import resolve_config
-from keras_deepblocks.zoo.char_cnn_layer import CharCNN
-from keras_deepblocks.zoo.char_ids import CharacterIds
-from keras_deepblocks.zoo.char_ids import char_ids
+from keras_deepblocks.layers.char_cnn import CharCNN
+from keras_deepblocks.layers.character_ids import CharacterIds
+from keras_deepblocks.layers.character_ids import char_ids
 
 # The fixture's char_cnn options (its projection comes from options["lstm"]).
 # Tests build encoders of these shapes only: JAX compiles each new shape.

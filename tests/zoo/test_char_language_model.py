@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_deepblocks.zoo.char_ids import char_ids
+from keras_deepblocks.layers.character_ids import char_ids
 from keras_deepblocks.zoo.char_language_model import char_aware_language_model
-from keras_deepblocks.zoo.perplexity import Perplexity
+from keras_deepblocks.metrics.perplexity import Perplexity
 from keras_deepblocks.zoo.text_corpus import build_vocabulary
 from keras_deepblocks.zoo.text_corpus import language_model_arrays
 from keras_deepblocks.zoo.text_corpus import read_sentences

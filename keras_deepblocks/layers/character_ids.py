@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_deepblocks.layers import validation
+from keras_deepblocks.utils import validation
 
 SCHEMES = ("elmo", "bytes")
 BEGIN_SENTENCE = "<S>"

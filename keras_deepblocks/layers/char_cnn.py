@@ -1,7 +1,7 @@
 import keras
 from keras import ops
 
-from keras_deepblocks.layers import validation
+from keras_deepblocks.utils import validation
 
 
 @keras.saving.register_keras_serializable(package="keras_deepblocks")

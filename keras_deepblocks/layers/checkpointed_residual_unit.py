@@ -1,6 +1,6 @@
 import keras
 
-from keras_deepblocks.layers import ResidualUnit
+from keras_deepblocks.layers.residual_unit import ResidualUnit
 
 
 @keras.saving.register_keras_serializable(package="keras_deepblocks")

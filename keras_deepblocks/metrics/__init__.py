@@ -1,0 +1,3 @@
+from keras_deepblocks.metrics.perplexity import Perplexity
+
+__all__ = ["Perplexity"]

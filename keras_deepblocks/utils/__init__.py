@@ -1,0 +1,1 @@
+"""Helpers shared by the package and the zoo: argument checks."""
