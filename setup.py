@@ -6,6 +6,13 @@ ZOO_PACKAGES = ["zoo"] + [f"zoo.{name}" for name in find_packages("zoo")]
 PACKAGES = find_packages(include=["keras_deepblocks", "keras_deepblocks.*"])
 PACKAGES += ["keras_deepblocks." + name for name in ZOO_PACKAGES]
 
+TFDS = [
+    "tensorflow-datasets>=4.9",
+    # tensorflow-datasets 4.9.10 imports it to prepare any dataset but declares it only for
+    # Python < 3.9, and etils no longer brings it in.
+    "importlib_resources",
+]
+
 TEST_EXTRAS = [
     "pytest>=8",
     "pytest-xdist",
@@ -44,8 +51,8 @@ setup(
     ],
     extras_require={
         "tuner": ["keras-tuner>=1.4"],
-        "datasets": ["tensorflow-datasets>=4.9", "scikit-learn"],
-        "test": TEST_EXTRAS + ["keras-tuner>=1.4", "tensorflow-datasets>=4.9"],
+        "datasets": TFDS + ["scikit-learn"],
+        "test": TEST_EXTRAS + ["keras-tuner>=1.4"] + TFDS,
     },
     entry_points={"console_scripts": ["deepblocks=keras_deepblocks.cli:main"]},
     classifiers=[

@@ -3,16 +3,23 @@
 `load("digits")` (the default) needs no download: scikit-learn's 8x8
 handwritten digits, resized as asked. `cifar10`, `cifar100`, `svhn_cropped`
 and `mnist` come from tensorflow-datasets, which downloads them once into its
-data directory. Every dataset comes back as `tf.data` pipelines with the CIFAR
-recipe of the ResNet paper: zero padding and random crops back to the image
-size plus (CIFAR only) horizontal flips for training, and per-channel
-normalization with the training split's mean and standard deviation, either in
-the pipeline (`normalize=True`) or in the model (`normalization_layer`), so that
-a saved model takes raw pixels. Pixels are on the `[0, 255]` scale. The
-pipelines work with `model.fit` on every Keras backend.
+data directory (offline, copy a prepared dataset folder there; the error says
+how). Every dataset comes back as `tf.data` pipelines with the CIFAR recipe of
+the ResNet paper: zero padding and random crops back to the image size plus
+(CIFAR only) horizontal flips for training, and per-channel normalization with
+the training split's mean and standard deviation, either in the pipeline
+(`normalize=True`) or in the model (`normalization_layer`), so that a saved
+model takes raw pixels. Pixels are on the `[0, 255]` scale. The pipelines work
+with `model.fit` on every Keras backend.
 """
 
 import dataclasses
+import os
+import pathlib
+import shutil
+import socket
+import urllib.parse
+import urllib.request
 
 import numpy as np
 
@@ -90,8 +97,13 @@ def load(
         validation_fraction: Fraction of the training split held out (from
             its end) as `ImageData.validation`, e.g. for hyperparameter search.
             Defaults to `0.0` (none).
-        data_dir: tensorflow-datasets data directory.
-        download: Whether tensorflow-datasets may download a missing dataset.
+        data_dir: tensorflow-datasets data directory, the folder that holds
+            e.g. `cifar10/3.0.2/`. Defaults to tensorflow-datasets' own
+            (`$TFDS_DATA_DIR` or `~/tensorflow_datasets`).
+        download: Whether tensorflow-datasets may download and prepare a
+            dataset missing from `data_dir`. Without a connection this raises
+            a `ConnectionError` at once, and `download=False` a
+            `FileNotFoundError`; both say how to get the data.
         drop_remainder: Make every batch full, as data parallel training
             needs: drop the last, smaller training batch, and pad the test and
             validation data with examples of weight 0 (the pipelines then yield
@@ -245,9 +257,23 @@ def _tfds_arrays(name, data_dir, download):
             f"Dataset {name!r} needs tensorflow-datasets: "
             "pip install 'keras-deepblocks[datasets]'"
         ) from error
+    if data_dir is not None:
+        if not isinstance(data_dir, (str, os.PathLike)):
+            raise TypeError(
+                f"`data_dir` must be a folder path (str or os.PathLike), received: {data_dir!r}"
+            )
+        data_dir = os.path.expanduser(os.fspath(data_dir))
     builder = tfds.builder(name, data_dir=data_dir)
-    if download:
-        builder.download_and_prepare()
+    # Checked first: tfds's own download_and_prepare would go to the network
+    # (and retry for minutes offline) before noticing nothing can be fetched.
+    # (is_prepared() alone logs a warning about a missing folder.)
+    if not (os.path.isdir(builder.data_dir) and builder.is_prepared()):
+        if not download:
+            raise FileNotFoundError(
+                f"Dataset {name!r} is not prepared in {builder.data_dir_root} and "
+                f"`download=False`. {_how_to_get(name, builder.data_dir_root)}"
+            )
+        _download_and_prepare(builder, name)
     splits = []
     for split in ("train", "test"):
         batches = builder.as_dataset(split=split, as_supervised=True).batch(4096)
@@ -255,6 +281,94 @@ def _tfds_arrays(name, data_dir, download):
         images = np.concatenate(images)
         splits.append((images, np.concatenate(labels).astype("int32")))
     return splits[0], splits[1], builder.info.features["label"].num_classes
+
+
+def _how_to_get(name, root):
+    return (
+        'To get it, run `python -c "import tensorflow_datasets as tfds; '
+        f"tfds.builder('{name}').download_and_prepare()\"` on a machine with internet access, "
+        f"then copy the `{name}` folder it writes in ~/tensorflow_datasets into {root} "
+        "(or pass the folder that holds it as --data-dir, `data_dir=` in Python). "
+        "`--dataset digits` works offline."
+    )
+
+
+def _download_and_prepare(builder, name):
+    """`builder.download_and_prepare()`, failing fast offline and leaving nothing behind."""
+    root = pathlib.Path(builder.data_dir_root)
+    unreachable = _unreachable_source(builder, root)
+    if unreachable:
+        raise ConnectionError(
+            f"Dataset {name!r} is not prepared in {root} and cannot be downloaded: "
+            f"{unreachable}. {_how_to_get(name, root)}"
+        )
+    # Folders tfds creates there; anything new in them goes if preparing fails.
+    downloads = root / "downloads"
+    own = [root / name, downloads / name, downloads / "extracted"]
+    shared = [downloads, root]
+    before = {folder: _entries(folder) for folder in own + shared}
+    try:
+        builder.download_and_prepare()
+    except BaseException as error:
+        for folder in own:
+            for entry in (_entries(folder) or set()) - (before[folder] or set()):
+                path = folder / entry
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for folder in own + shared:
+            if before[folder] is None and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        if _network_error(error):
+            raise ConnectionError(
+                f"Dataset {name!r} is not prepared in {root} and downloading it failed: "
+                f"{error}. {_how_to_get(name, root)}"
+            ) from error
+        raise
+
+
+def _entries(folder):
+    """Names in `folder`, or `None` where it does not exist."""
+    return set(os.listdir(folder)) if folder.is_dir() else None
+
+
+def _unreachable_source(builder, root, timeout=5.0):
+    """Why a download host (or the proxy to it) of `builder` cannot be reached, or `None`."""
+    url_infos = type(builder).url_infos or {}
+    proxies = urllib.request.getproxies()
+    targets = set()
+    for url, info in url_infos.items():
+        # A file put in the manual folder is used without any download.
+        if info.filename and (root / "downloads" / "manual" / info.filename).exists():
+            continue
+        parts = urllib.parse.urlsplit(url)
+        proxy = proxies.get(parts.scheme)
+        if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+            parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        default_port = 443 if parts.scheme == "https" else 80
+        targets.add((parts.hostname, parts.port or default_port))
+    for host, port in sorted(targets):
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as error:
+            return f"no connection to {host}:{port} ({error})"
+    return None
+
+
+def _network_error(error):
+    """Whether `error` or one of its causes is a failed connection."""
+    network = (ConnectionError, TimeoutError, socket.gaierror)
+    try:
+        import requests
+
+        network += (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+    except ImportError:
+        pass
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, network):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _resize(images, size):
