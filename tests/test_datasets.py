@@ -125,28 +125,6 @@ def as_sorted_examples(images, labels):
     return sorted(zip(np.asarray(labels).tolist(), (image.tobytes() for image in images)))
 
 
-def test_cifar10_prepared_by_tfds_from_local_files_loads_exactly(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    train, test = cifar10_examples(15, seed=0), cifar10_examples(6, seed=1)
-    write_cifar10_download(tmp_path, train, test)
-    config = tfds.download.DownloadConfig(try_download_gcs=False)
-    tfds.builder("cifar10", data_dir=str(tmp_path)).download_and_prepare(download_config=config)
-
-    (x_train, y_train), (x_test, y_test), num_classes = datasets.load_arrays(
-        "cifar10", data_dir=tmp_path
-    )
-    assert x_train.dtype == np.uint8 and x_train.shape == (15, 32, 32, 3) and num_classes == 10
-    assert y_test.dtype == np.int32
-    assert as_sorted_examples(x_train, y_train) == as_sorted_examples(*train)
-    assert as_sorted_examples(x_test, y_test) == as_sorted_examples(*test)
-
-    data = datasets.load("cifar10", batch_size=4, augment=False, normalize=False, data_dir=tmp_path)
-    assert (data.input_shape, data.num_classes, data.train_examples) == ((32, 32, 3), 10, 15)
-    test_images, test_labels = (np.concatenate(part) for part in zip(*batches(data.test)))
-    assert as_sorted_examples(test_images, test_labels) == as_sorted_examples(*test)
-    np.testing.assert_allclose(data.mean, train[0].mean(axis=(0, 1, 2)), rtol=1e-5)
-
-
 @pytest.fixture
 def offline(monkeypatch):
     """Every download goes through a proxy at a closed local port, as on a machine offline."""
@@ -157,6 +135,33 @@ def offline(monkeypatch):
         monkeypatch.setenv(variable, f"http://127.0.0.1:{port}")
     for variable in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(variable, raising=False)
+
+
+def test_cifar10_prepared_by_tfds_from_local_files_loads_exactly(tmp_path, offline, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    train, test = cifar10_examples(15, seed=0), cifar10_examples(6, seed=1)
+    write_cifar10_download(tmp_path / "tfds", train, test)
+    config = tfds.download.DownloadConfig(try_download_gcs=False)
+    builder = tfds.builder("cifar10", data_dir=str(tmp_path / "tfds"))
+    builder.download_and_prepare(download_config=config)
+
+    # `~` as users write it (tfds itself would look in a folder named "~").
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (x_train, y_train), (x_test, y_test), num_classes = datasets.load_arrays(
+        "cifar10", data_dir="~/tfds"
+    )
+    assert x_train.dtype == np.uint8 and x_train.shape == (15, 32, 32, 3) and num_classes == 10
+    assert y_test.dtype == np.int32
+    assert as_sorted_examples(x_train, y_train) == as_sorted_examples(*train)
+    assert as_sorted_examples(x_test, y_test) == as_sorted_examples(*test)
+
+    data = datasets.load(
+        "cifar10", batch_size=4, augment=False, normalize=False, data_dir=tmp_path / "tfds"
+    )
+    assert (data.input_shape, data.num_classes, data.train_examples) == ((32, 32, 3), 10, 15)
+    test_images, test_labels = (np.concatenate(part) for part in zip(*batches(data.test)))
+    assert as_sorted_examples(test_images, test_labels) == as_sorted_examples(*test)
+    np.testing.assert_allclose(data.mean, train[0].mean(axis=(0, 1, 2)), rtol=1e-5)
 
 
 def test_unprepared_dataset_offline_fails_at_once_saying_how_to_get_it(tmp_path, offline):
