@@ -302,7 +302,9 @@ def _download_and_prepare(builder, name):
             f"Dataset {name!r} is not prepared in {root} and cannot be downloaded: "
             f"{unreachable}. {_how_to_get(name, root)}"
         )
-    # Folders tfds creates there; anything new in them goes if preparing fails.
+    # The folders tfds writes in: the dataset's own, whose new entries all come
+    # from this call, and shared ones, removed only if this call made them and
+    # they are empty again.
     downloads = root / "downloads"
     own = [root / name, downloads / name, downloads / "extracted"]
     shared = [downloads, root]
@@ -312,17 +314,19 @@ def _download_and_prepare(builder, name):
     except BaseException as error:
         for folder in own:
             for entry in (_entries(folder) or set()) - (before[folder] or set()):
-                path = folder / entry
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                shutil.rmtree(folder / entry, ignore_errors=True)  # a folder
+                (folder / entry).unlink(missing_ok=True)  # a file
         for folder in own + shared:
             if before[folder] is None and folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
-        if _network_error(error):
-            raise ConnectionError(
-                f"Dataset {name!r} is not prepared in {root} and downloading it failed: "
-                f"{error}. {_how_to_get(name, root)}"
-            ) from error
-        raise
+        if not isinstance(error, Exception):  # KeyboardInterrupt
+            raise
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        failure = ConnectionError if _network_error(error) else OSError
+        raise failure(
+            f"Dataset {name!r} is not prepared in {root} and downloading and preparing it "
+            f"failed ({reason}); nothing was left there. {_how_to_get(name, root)}"
+        ) from error
 
 
 def _entries(folder):
@@ -334,22 +338,24 @@ def _unreachable_source(builder, root, timeout=5.0):
     """Why a download host (or the proxy to it) of `builder` cannot be reached, or `None`."""
     url_infos = type(builder).url_infos or {}
     proxies = urllib.request.getproxies()
-    targets = set()
+    targets = {}
     for url, info in url_infos.items():
         # A file put in the manual folder is used without any download.
         if info.filename and (root / "downloads" / "manual" / info.filename).exists():
             continue
         parts = urllib.parse.urlsplit(url)
+        what = ""
         proxy = proxies.get(parts.scheme)
         if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+            what = f", the proxy to {parts.hostname}"
             parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
-        default_port = 443 if parts.scheme == "https" else 80
-        targets.add((parts.hostname, parts.port or default_port))
-    for host, port in sorted(targets):
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        targets[parts.hostname, port] = what
+    for (host, port), what in sorted(targets.items()):
         try:
             socket.create_connection((host, port), timeout=timeout).close()
         except OSError as error:
-            return f"no connection to {host}:{port} ({error})"
+            return f"no connection to {host}:{port}{what} ({error})"
     return None
 
 

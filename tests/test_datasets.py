@@ -187,8 +187,10 @@ def test_failed_preparation_leaves_the_data_dir_as_it_was(tmp_path, offline):
     manual = tmp_path / "downloads" / "manual" / "cifar-10-binary.tar.gz"
     manual.parent.mkdir(parents=True)
     manual.write_bytes(b"not the CIFAR-10 archive")
-    with pytest.raises(NonMatchingChecksumError):
+    with pytest.raises(OSError, match="preparing it failed [(]NonMatchingChecksumError") as error:
         datasets.load("cifar10", data_dir=tmp_path)
+    assert isinstance(error.value.__cause__, NonMatchingChecksumError)
+    assert not isinstance(error.value, ConnectionError) and "\n" not in str(error.value)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
         "downloads",
         "downloads/manual",
