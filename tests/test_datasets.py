@@ -145,7 +145,7 @@ def test_cifar10_prepared_by_tfds_from_local_files_loads_exactly(tmp_path, offli
     builder = tfds.builder("cifar10", data_dir=str(tmp_path / "tfds"))
     builder.download_and_prepare(download_config=config)
 
-    # `~` as users write it (tfds itself would look in a folder named "~").
+    # `~` as users write it: tfds.builder keeps it, and its is_prepared() then finds nothing.
     monkeypatch.setenv("HOME", str(tmp_path))
     (x_train, y_train), (x_test, y_test), num_classes = datasets.load_arrays(
         "cifar10", data_dir="~/tfds"
@@ -205,3 +205,9 @@ def test_bad_arguments_name_the_argument():
         datasets.load_arrays("digits", image_size=0)
     with pytest.raises(ValueError, match="`validation_fraction`"):
         datasets.load("digits", validation_fraction=1.5)
+
+
+def test_data_dir_must_be_a_path():
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(TypeError, match="`data_dir` must be a folder path .*received: 3"):
+        datasets.load_arrays("cifar10", data_dir=3)
