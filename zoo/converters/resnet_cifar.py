@@ -38,18 +38,35 @@ class WeightsMismatchError(ValueError):
 def state_dict_from_checkpoint(checkpoint):
     """The state_dict of a loaded checkpoint, without any `module.` prefix.
 
-    Accepts the reference's `{"state_dict": ..., "best_prec1": ...}` and a
-    bare state_dict.
+    Accepts the reference's `{"state_dict": ..., "best_prec1": ...}`, the
+    PyTorch tutorials' `{"model_state_dict": ..., "optimizer_state_dict": ...}`
+    and a bare state_dict. Entries that hold no weights (the BatchNorm
+    `num_batches_tracked` counters PyTorch >= 0.4.1 saves) are left out.
     """
-    state_dict = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state_dict, dict) or not all(
-        isinstance(value, np.ndarray) for value in state_dict.values()
-    ):
+    state_dict = checkpoint
+    if isinstance(checkpoint, dict):
+        for key in ("state_dict", "model_state_dict"):
+            if isinstance(checkpoint.get(key), dict):
+                state_dict = checkpoint[key]
+                break
+    if not isinstance(state_dict, dict) or not state_dict:
         raise WeightsMismatchError(
             "The checkpoint holds no state_dict of tensors (expected a dict of "
             "tensors, or a dict with a 'state_dict' entry)."
         )
-    return {_strip_prefix(key): value for key, value in state_dict.items()}
+    state_dict = {
+        _strip_prefix(str(key)): value
+        for key, value in state_dict.items()
+        if not str(key).endswith(IGNORED_SUFFIXES)
+    }
+    others = [key for key, value in state_dict.items() if not isinstance(value, np.ndarray)]
+    if others:
+        raise WeightsMismatchError(
+            "The checkpoint holds no state_dict of tensors (expected a dict of "
+            "tensors, or a dict with a 'state_dict' entry): "
+            f"{others[0]!r} is a {type(state_dict[others[0]]).__name__}."
+        )
+    return state_dict
 
 
 def keras_weights_from_state_dict(state_dict):
