@@ -4,6 +4,7 @@ import keras
 
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import HighwayConv2D
+from keras_deepblocks.utils import validation
 
 
 def highway_mlp(
@@ -57,10 +58,9 @@ def plain_mlp(input_shape, num_classes, depth=50, width=50, activation="relu", n
 
 
 def _mlp(input_shape, num_classes, depth, width, make_layer, activation, name):
-    if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"`depth` must be a positive integer, got {depth!r}.")
-    if not isinstance(width, int) or width < 1:
-        raise ValueError(f"`width` must be a positive integer, got {width!r}.")
+    num_classes = validation.positive_int(num_classes, "num_classes")
+    depth = validation.positive_int(depth, "depth")
+    width = validation.positive_int(width, "width")
     model = keras.Sequential(name=name)
     model.add(keras.Input(input_shape))
     if len(input_shape) > 1:
@@ -146,13 +146,26 @@ def plain_conv_net(
 
 
 def _conv_net(input_shape, num_classes, depth, filters, make_layer, activation, name):
+    num_classes = validation.positive_int(num_classes, "num_classes")
     filters = tuple(filters) if isinstance(filters, (list, tuple)) else (filters,)
-    if not filters or not all(isinstance(f, int) and f > 0 for f in filters):
-        raise ValueError(f"`filters` must be positive integers, got {filters!r}.")
-    if not isinstance(depth, int) or depth < 1 or depth % len(filters):
+    try:
+        if not filters:
+            raise ValueError
+        filters = tuple(validation.positive_int(f, "filters") for f in filters)
+    except ValueError:
         raise ValueError(
-            f"`depth` must be a positive multiple of len(filters) = {len(filters)}, got {depth!r}."
+            f"`filters` must be one positive integer per stage, received: {filters!r}."
+        ) from None
+    try:
+        valid_depth = validation.positive_int(depth, "depth") % len(filters) == 0
+    except ValueError:
+        valid_depth = False
+    if not valid_depth:
+        raise ValueError(
+            f"`depth` must be a positive multiple of len(filters) = {len(filters)}, "
+            f"received: {depth!r}."
         )
+    depth = int(depth)
     inputs = keras.Input(input_shape)
     x = inputs
     for stage, stage_filters in enumerate(filters):

@@ -59,8 +59,10 @@ def resnet_cifar(
             `.pt`, `.pth`) of the reference implementation, or the path of a
             Keras weights file (`.weights.h5`, or `.weights.npz` from
             `deepblocks convert`).
-        input_shape: Shape of one image. Defaults to `(32, 32, 3)` (or
-            `(3, 32, 32)` for channels_first); any size works.
+        input_shape: Shape of one image, `(height, width, channels)` (or
+            `(channels, height, width)` for channels_first). Defaults to
+            `(32, 32, 3)` (or `(3, 32, 32)`); any size works, and any number
+            of channels with `include_preprocessing=False` (3 otherwise).
         include_preprocessing: Whether the model starts with the checkpoints'
             normalization, `(x / 255 - mean) / std` with ImageNet's mean and
             std, so that it takes raw pixels in `[0, 255]`. Defaults to `True`.
@@ -95,6 +97,8 @@ def resnet_cifar(
     include_preprocessing = validation.boolean(include_preprocessing, "include_preprocessing")
     gradient_checkpointing = validation.boolean(gradient_checkpointing, "gradient_checkpointing")
     data_format = validation.data_format(data_format)
+    validation.keras_object(kernel_regularizer, "kernel_regularizer", "regularizer")
+    validation.keras_object(classifier_activation, "classifier_activation", "activation")
     if weights is not None:
         from keras_deepblocks.zoo import resnet_cifar_weights
 
@@ -103,8 +107,7 @@ def resnet_cifar(
         )
 
     channel_axis = -1 if data_format == "channels_last" else 1
-    if input_shape is None:
-        input_shape = (32, 32, 3) if data_format == "channels_last" else (3, 32, 32)
+    input_shape = _checked_input_shape(input_shape, data_format, include_preprocessing)
     inputs = keras.Input(input_shape, name="images")
     x = inputs
     if include_preprocessing:
@@ -216,6 +219,32 @@ def _units_per_stage(depth):
             f"110, 1202), got {depth!r}."
         )
     return (depth - 2) // 6
+
+
+def _checked_input_shape(input_shape, data_format, include_preprocessing):
+    """The shape of one image, `(height, width, channels)` or channels first."""
+    layout = "(height, width, channels)"
+    default = (32, 32, 3)
+    if data_format == "channels_first":
+        layout, default = "(channels, height, width)", (3, 32, 32)
+    if input_shape is None:
+        return default
+    input_shape = validation.shape(
+        input_shape, "input_shape", 3, f"the shape of one image, {layout} for {data_format}"
+    )
+    channels = input_shape[-1 if data_format == "channels_last" else 0]
+    if channels is None:
+        raise ValueError(
+            f"`input_shape` needs a known number of channels, {layout}; received: {input_shape}."
+        )
+    if include_preprocessing and channels != len(CIFAR_MEAN):
+        raise ValueError(
+            f"`input_shape` must have 3 channels, {layout}, when `include_preprocessing=True` "
+            "(its normalization has one mean and std per RGB channel); received: "
+            f"{input_shape}. Pass `include_preprocessing=False` for other channel counts and "
+            "normalize the images yourself."
+        )
+    return input_shape
 
 
 def _survival_probabilities(num_units, final_survival_probability):

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_deepblocks.utils import validation
+
 
 @keras.saving.register_keras_serializable(package="keras_deepblocks")
 class FusedKernel(keras.initializers.Initializer):
@@ -21,7 +23,7 @@ class FusedKernel(keras.initializers.Initializer):
     """
 
     def __init__(self, initializer="he_normal"):
-        self.initializer = keras.initializers.get(initializer)
+        self.initializer = validation.keras_object(initializer, "initializer", "initializer")
 
     def __call__(self, shape, dtype=None):
         *outer, size = shape

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_deepblocks.utils import validation
+
 
 @keras.saving.register_keras_serializable(package="keras_deepblocks")
 class GateBias(keras.initializers.Initializer):
@@ -22,8 +24,10 @@ class GateBias(keras.initializers.Initializer):
     """
 
     def __init__(self, gate_value=-1.0, transform_initializer="zeros"):
-        self.gate_value = float(gate_value)
-        self.transform_initializer = keras.initializers.get(transform_initializer)
+        self.gate_value = validation.finite_float(gate_value, "gate_value")
+        self.transform_initializer = validation.keras_object(
+            transform_initializer, "transform_initializer", "initializer"
+        )
 
     def __call__(self, shape, dtype=None):
         *outer, size = shape

@@ -57,9 +57,13 @@ class CharCNN(keras.layers.Layer):
         self.filters = _checked_filters(filters)
         self.embedding_dim = validation.positive_int(embedding_dim, "embedding_dim")
         self.num_characters = validation.positive_int(num_characters, "num_characters")
-        self.activation = keras.activations.get(activation)
-        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.activation = validation.keras_object(activation, "activation", "activation")
+        self.embeddings_initializer = validation.keras_object(
+            embeddings_initializer, "embeddings_initializer", "initializer"
+        )
+        self.kernel_initializer = validation.keras_object(
+            kernel_initializer, "kernel_initializer", "initializer"
+        )
         self.input_spec = keras.layers.InputSpec(ndim=3)
         self.supports_masking = True
 
@@ -123,9 +127,10 @@ class CharCNN(keras.layers.Layer):
 
 
 def _checked_filters(filters):
+    """`filters` as a list of `(width, num_filters)` tuples of Python ints."""
     message = (
         "`filters` must be a non-empty list of (width, num_filters) pairs of "
-        f"positive integers, e.g. [[1, 32], [2, 64]]; got {filters!r}."
+        f"positive integers, e.g. [[1, 32], [2, 64]]; received: {filters!r}."
     )
     if not isinstance(filters, (list, tuple)) or not filters:
         raise ValueError(message)
@@ -133,7 +138,8 @@ def _checked_filters(filters):
     for pair in filters:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             raise ValueError(message)
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
-            raise ValueError(message)
-        checked.append((pair[0], pair[1]))
+        try:
+            checked.append(tuple(validation.positive_int(v, "filters") for v in pair))
+        except ValueError:
+            raise ValueError(message) from None
     return checked

@@ -1,6 +1,7 @@
 """Tokens to padded character ids: the ELMo (bilm-tf) scheme and a plain byte scheme."""
 
 import keras
+import numpy as np
 
 from keras_deepblocks.utils import validation
 
@@ -47,7 +48,11 @@ class CharacterIds(keras.layers.Layer):
     Call arguments:
         inputs: Strings: a token (rank 0), a sentence of tokens (rank 1), or a
             batch of sentences (rank 2, dense padded with `""`, ragged, or
-            a Python list of lists of different lengths).
+            a Python list of lists of different lengths). Empty lists are
+            empty sentences and batches: `[]` gives ids of shape
+            `(0, max_characters_per_token)`, `[[]]` of shape
+            `(1, 0, max_characters_per_token)`. Anything but strings (`None`,
+            numbers) raises a `TypeError`.
 
     Returns:
         int32 ids of shape `inputs.shape + (max_characters_per_token,)`
@@ -74,11 +79,11 @@ class CharacterIds(keras.layers.Layer):
         self.max_characters_per_token = validation.positive_int(
             max_characters_per_token, "max_characters_per_token"
         )
-        if scheme == "elmo" and max_characters_per_token < 3:
+        if scheme == "elmo" and self.max_characters_per_token < 3:
             raise ValueError(
                 "`max_characters_per_token` must be at least 3 with the 'elmo' "
-                "scheme (two word markers and one character); got "
-                f"{max_characters_per_token}."
+                "scheme (two word markers and one character); received: "
+                f"{max_characters_per_token!r}."
             )
         self.sentence_boundaries = validation.boolean(
             sentence_boundaries, "sentence_boundaries"
@@ -132,18 +137,60 @@ def char_ids(tokens, scheme="elmo", max_characters_per_token=50, sentence_bounda
 
 
 def _as_string_tensor(inputs):
+    """`inputs` as a `tf.string` tensor, ragged when sentences differ in length.
+
+    Empty lists are empty sentences or batches, not float tensors: `[]` gives
+    ids of shape `(0, max_characters_per_token)`, `[[]]` of shape `(1, 0, ...)`.
+    """
     import tensorflow as tf
 
     if isinstance(inputs, (tf.Tensor, tf.RaggedTensor)):
-        tensor = inputs
-    else:
-        try:
-            tensor = tf.constant(inputs)
-        except ValueError:  # sentences of different lengths
-            tensor = tf.ragged.constant(inputs)
-    if tensor.dtype != tf.string:
-        raise TypeError(f"CharacterIds needs string tokens, got dtype {tensor.dtype!r}.")
+        if inputs.dtype != tf.string:
+            raise TypeError(
+                f"CharacterIds needs string tokens, received a tensor of dtype {inputs.dtype!r}."
+            )
+        return inputs
+    if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "US":
+        return tf.constant(inputs)
+    if not _holds_only_strings(inputs):
+        raise TypeError(
+            "CharacterIds needs string tokens: a string, a list of strings (a sentence), a "
+            "list of lists of strings (a batch), or a tf.string tensor; received: "
+            f"{_short_repr(inputs)} of type {type(inputs).__name__}."
+        )
+    try:
+        tensor = tf.constant(inputs)
+        if tensor.dtype == tf.string:
+            return tensor
+    except ValueError:  # sentences of different lengths
+        pass
+    # Lists that hold no string (`[]`, `[[], []]`) or differ in length. Not
+    # `tf.constant(..., dtype=tf.string)`: it turns `[[], ["a"]]` into shape (2, 0).
+    try:
+        tensor = tf.ragged.constant(inputs, dtype=tf.string)
+    except ValueError as error:  # e.g. ["a", ["b"]]
+        raise TypeError(f"CharacterIds needs evenly nested lists of strings; {error}") from None
+    if isinstance(tensor, tf.RaggedTensor):
+        dense = tensor.to_tensor(default_value="")
+        if int(tf.size(dense)) == int(tf.size(tensor.flat_values)):
+            return dense  # equal lengths: a dense batch, whose "" pads stay at the end
     return tensor
+
+
+def _holds_only_strings(value):
+    """Whether `value` is a string or (nested) lists of strings, empty lists included."""
+    if isinstance(value, (str, bytes, np.str_, np.bytes_)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_holds_only_strings(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "USO" and all(_holds_only_strings(v) for v in value.flat)
+    return False
+
+
+def _short_repr(value):
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _add_sentence_boundaries(tokens):

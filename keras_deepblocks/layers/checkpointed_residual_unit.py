@@ -1,6 +1,7 @@
 import keras
 
 from keras_deepblocks.layers.residual_unit import ResidualUnit
+from keras_deepblocks.utils import validation
 
 
 @keras.saving.register_keras_serializable(package="keras_deepblocks")
@@ -28,7 +29,7 @@ class CheckpointedResidualUnit(ResidualUnit):
 
     Call arguments:
         inputs: 4D image tensor.
-        training: Python bool, whether BN uses batch statistics. Only
+        training: Python bool (or `None`), whether BN uses batch statistics. Only
             training calls are checkpointed.
 
     Example:
@@ -40,6 +41,7 @@ class CheckpointedResidualUnit(ResidualUnit):
     """
 
     def call(self, inputs, training=None):
+        training = validation.training(training)
         if not training or self._tf_stochastic_depth:
             return super().call(inputs, training=training)
         trainable = self.trainable_variables

@@ -1,3 +1,5 @@
+import numbers
+
 import keras
 from keras import ops
 
@@ -63,17 +65,19 @@ class Highway(keras.layers.Layer):
         bias_constraint=None,
         **kwargs,
     ):
+        reject_width_argument("Highway", "units", "width", "Dense({})", activation, kwargs)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self.activation = keras.activations.get(activation)
-        self.transform_bias = validation.finite_float(
-            transform_bias, "transform_bias"
+        self.activation = validation.keras_object(activation, "activation", "activation")
+        self.transform_bias = validation.finite_float(transform_bias, "transform_bias")
+        set_weight_args(
+            self,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            kernel_constraint,
+            bias_constraint,
         )
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
         self.supports_masking = True
 
@@ -118,10 +122,53 @@ class Highway(keras.layers.Layer):
 def gated_mix(inputs, transformed, gate_logits):
     """`transformed * T + inputs * (1 - T)` with `T = sigmoid(gate_logits)`.
 
-    Written as `inputs + T * (transformed - inputs)`: one multiply fewer.
+    Written as `inputs - T * (inputs - transformed)`: one multiply fewer. Not
+    with `ops.add`: on TensorFlow it turns a sum whose second operand has one
+    dimension above 1 into a `BiasAdd`, which fails on an empty batch.
     """
     gate = ops.sigmoid(gate_logits)
-    return ops.add(inputs, ops.multiply(gate, ops.subtract(transformed, inputs)))
+    return ops.subtract(inputs, ops.multiply(gate, ops.subtract(inputs, transformed)))
+
+
+def reject_width_argument(layer_name, width_name, what, fix, activation, kwargs):
+    """A clear error for the Dense/Conv2D habit of giving a highway layer a width.
+
+    A highway layer adds its transform to its input, so it keeps the input's
+    `what` (width, channels); `Highway(50)` would otherwise fail as an unknown
+    activation `50`. `fix` formats the layer to put before it, e.g. `"Dense({})"`.
+    """
+    if width_name in kwargs:
+        received = kwargs[width_name]
+    elif isinstance(activation, numbers.Number):
+        received = activation
+    else:
+        return
+    raise TypeError(
+        f"{layer_name} keeps the {what} of its input and takes no `{width_name}` argument, "
+        f"received: {received!r}. To change the {what}, put a layer before it, e.g. "
+        f"`{fix.format(received)}` then `{layer_name}()`."
+    )
+
+
+def set_weight_args(
+    layer,
+    kernel_initializer,
+    bias_initializer,
+    kernel_regularizer,
+    bias_regularizer,
+    kernel_constraint,
+    bias_constraint,
+):
+    """Checks and sets the usual initializer/regularizer/constraint arguments."""
+    for name, value, kind in (
+        ("kernel_initializer", kernel_initializer, "initializer"),
+        ("bias_initializer", bias_initializer, "initializer"),
+        ("kernel_regularizer", kernel_regularizer, "regularizer"),
+        ("bias_regularizer", bias_regularizer, "regularizer"),
+        ("kernel_constraint", kernel_constraint, "constraint"),
+        ("bias_constraint", bias_constraint, "constraint"),
+    ):
+        setattr(layer, name, validation.keras_object(value, name, kind))
 
 
 def weight_args_config(layer):

@@ -5,6 +5,8 @@ from keras_deepblocks.initializers import FusedKernel
 from keras_deepblocks.initializers import GateBias
 from keras_deepblocks.utils import validation
 from keras_deepblocks.layers.highway import gated_mix
+from keras_deepblocks.layers.highway import reject_width_argument
+from keras_deepblocks.layers.highway import set_weight_args
 from keras_deepblocks.layers.highway import weight_args_config
 
 
@@ -20,8 +22,9 @@ class HighwayConv2D(keras.layers.Layer):
     axis). `b_t` starts at `transform_bias`.
 
     Args:
-        kernel_size: Int or tuple of 2 ints, the convolution window. Defaults
-            to `3`.
+        kernel_size: Odd int or tuple of 2 odd ints, the convolution window
+            (odd, so that "same" padding centres it on its pixel). Defaults to
+            `3`. The layer keeps its input's channels: it has no `filters`.
         activation: Activation of the transform `H`. Defaults to `"relu"`.
         transform_bias: Initial value of the gate bias. Defaults to `-1.0`.
         data_format: `"channels_last"` or `"channels_first"`. Defaults to
@@ -60,20 +63,25 @@ class HighwayConv2D(keras.layers.Layer):
         bias_constraint=None,
         **kwargs,
     ):
-        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.dilation_rate = _pair(dilation_rate, "dilation_rate")
-        self.activation = keras.activations.get(activation)
-        self.transform_bias = validation.finite_float(
-            transform_bias, "transform_bias"
+        conv_before = 'Conv2D({}, 3, padding="same")'
+        reject_width_argument(
+            "HighwayConv2D", "filters", "channels", conv_before, activation, kwargs
         )
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.kernel_size = _kernel_size(kernel_size)
+        self.dilation_rate = validation.positive_pair(dilation_rate, "dilation_rate")
+        self.activation = validation.keras_object(activation, "activation", "activation")
+        self.transform_bias = validation.finite_float(transform_bias, "transform_bias")
         self.data_format = validation.data_format(data_format)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.kernel_constraint = keras.constraints.get(kernel_constraint)
-        self.bias_constraint = keras.constraints.get(bias_constraint)
+        set_weight_args(
+            self,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            kernel_constraint,
+            bias_constraint,
+        )
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     @property
@@ -103,6 +111,10 @@ class HighwayConv2D(keras.layers.Layer):
         )
 
     def call(self, inputs):
+        if inputs.shape[0] == 0:
+            # TensorFlow's CPU convolution gives an empty batch the input's
+            # channels, not the kernel's; the output of no images is no images.
+            return inputs
         fused = ops.conv(
             inputs,
             self.kernel,
@@ -114,7 +126,10 @@ class HighwayConv2D(keras.layers.Layer):
         if self.data_format == "channels_last":
             fused = ops.add(fused, self.bias)
         else:
-            fused = ops.add(fused, ops.reshape(self.bias, (1, -1, 1, 1)))
+            # Not `ops.add`: on TensorFlow it turns this sum into a `BiasAdd`
+            # whose channel axis it guesses from the sizes, the last one when
+            # the width equals `2 * channels`.
+            fused = ops.subtract(fused, ops.reshape(ops.negative(self.bias), (1, -1, 1, 1)))
         transformed, gate = ops.split(fused, 2, axis=self._channel_axis)
         return gated_mix(inputs, self.activation(transformed), gate)
 
@@ -136,16 +151,16 @@ class HighwayConv2D(keras.layers.Layer):
         return config
 
 
-def _pair(value, name):
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
-    value = tuple(value) if isinstance(value, (list, tuple)) else value
-    if (
-        not isinstance(value, tuple)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
+def _kernel_size(value):
+    """The window, odd on both axes: "same" padding then centres it on its pixel,
+    keeping the transform aligned with the input it is mixed with.
+
+    This also catches the Conv2D habit `HighwayConv2D(16)`: filter counts are even.
+    """
+    try:
+        return validation.positive_pair(value, "kernel_size", odd=True)
+    except ValueError as error:
         raise ValueError(
-            f"`{name}` must be a positive int or a tuple of 2 positive ints, got {value!r}."
-        )
-    return value
+            f"{error} HighwayConv2D keeps the channels of its input and takes no `filters` "
+            "argument: its first argument is the window, e.g. `HighwayConv2D(3)`."
+        ) from None

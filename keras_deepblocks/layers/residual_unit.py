@@ -6,9 +6,8 @@ from keras_deepblocks.utils import validation
 from keras_deepblocks.layers.stochastic_depth import DROP_MODES
 from keras_deepblocks.layers.stochastic_depth import RESCALE_MODES
 from keras_deepblocks.layers.stochastic_depth import SKIP_STRATEGIES
-from keras_deepblocks.layers.stochastic_depth import check_probability
-from keras_deepblocks.layers.stochastic_depth import check_seed
 from keras_deepblocks.layers.stochastic_depth import stochastic_residual
+from keras_deepblocks.layers.stochastic_depth import survival_probability_arg
 
 BOTTLENECK_EXPANSION = 4
 SHORTCUTS = ("A", "B")
@@ -60,9 +59,9 @@ class ResidualUnit(keras.layers.Layer):
             `"he_normal"`.
         kernel_regularizer: Regularizer of the conv kernels, e.g.
             `keras.regularizers.L2(1e-4)`.
-        momentum: Momentum of the BN moving statistics. Defaults to `0.9`
-            (PyTorch's `momentum=0.1`).
-        epsilon: BN epsilon. Defaults to `1e-5` (PyTorch's default).
+        momentum: Momentum of the BN moving statistics, in `[0, 1]`.
+            Defaults to `0.9` (PyTorch's `momentum=0.1`).
+        epsilon: BN epsilon, `> 0`. Defaults to `1e-5` (PyTorch's default).
         data_format: `"channels_last"` or `"channels_first"`. Defaults to
             `keras.config.image_data_format()`.
         survival_probability: `None` (no stochastic depth, the default) or
@@ -71,12 +70,13 @@ class ResidualUnit(keras.layers.Layer):
         rescale: `"inference"` or `"training"`, as in `StochasticDepth`.
         skip_strategy: `"auto"`, `"skip"` or `"multiply"`, as in
             `StochasticDepth`.
-        seed: Integer seed of the drops, or `None`. Give each unit its own.
+        seed: Integer seed of the drops in `[0, 2**31 - 1]`, or `None`.
+            Give each unit its own.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
     Call arguments:
         inputs: 4D image tensor.
-        training: Python bool, whether BN uses batch statistics.
+        training: Python bool (or `None`), whether BN uses batch statistics.
 
     Example:
 
@@ -116,26 +116,30 @@ class ResidualUnit(keras.layers.Layer):
         self.bottleneck = validation.boolean(bottleneck, "bottleneck")
         self.preactivation = validation.boolean(preactivation, "preactivation")
         self.shortcut = validation.one_of(shortcut, "shortcut", SHORTCUTS)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.momentum = validation.finite_float(momentum, "momentum")
-        self.epsilon = validation.finite_float(epsilon, "epsilon")
+        self.kernel_initializer = validation.keras_object(
+            kernel_initializer, "kernel_initializer", "initializer"
+        )
+        self.kernel_regularizer = validation.keras_object(
+            kernel_regularizer, "kernel_regularizer", "regularizer"
+        )
+        self.momentum = validation.float_in_range(momentum, "momentum", 0.0, 1.0)
+        self.epsilon = validation.float_in_range(epsilon, "epsilon", 0.0, low_open=True)
         self.data_format = validation.data_format(data_format)
         self.survival_probability = (
             None
             if survival_probability is None
-            else check_probability(survival_probability, "survival_probability")
+            else survival_probability_arg(survival_probability)
         )
         self.drop_mode = validation.one_of(drop_mode, "drop_mode", DROP_MODES)
         self.rescale = validation.one_of(rescale, "rescale", RESCALE_MODES)
         self.skip_strategy = validation.one_of(
             skip_strategy, "skip_strategy", SKIP_STRATEGIES
         )
-        self.seed = check_seed(seed)
+        self.seed = validation.seed(seed)
         self.seed_generator = (
             None
             if self.survival_probability is None
-            else keras.random.SeedGenerator(seed)
+            else keras.random.SeedGenerator(self.seed)
         )
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
@@ -183,6 +187,7 @@ class ResidualUnit(keras.layers.Layer):
         )
 
     def call(self, inputs, training=None):
+        training = validation.training(training)
         # Pre-activation units feed the pre-activated input to a shortcut that
         # changes shape, and the raw input to an identity shortcut; then the
         # pre-activation belongs to the branch alone (and is skipped with it).

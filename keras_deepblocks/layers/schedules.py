@@ -1,7 +1,7 @@
 """Survival-probability schedules for stochastic depth."""
 
 from keras_deepblocks.utils import validation
-from keras_deepblocks.layers.stochastic_depth import check_probability
+from keras_deepblocks.layers.stochastic_depth import survival_probability_arg
 
 
 def linear_decay(block_index, num_blocks, final_survival_probability=0.5):
@@ -32,7 +32,5 @@ def linear_decay(block_index, num_blocks, final_survival_probability=0.5):
             f"`block_index` must be in [1, num_blocks={num_blocks}], "
             f"got {block_index}."
         )
-    final = check_probability(
-        final_survival_probability, "final_survival_probability"
-    )
+    final = survival_probability_arg(final_survival_probability, "final_survival_probability")
     return 1.0 - block_index / num_blocks * (1.0 - final)

@@ -58,14 +58,15 @@ class StochasticDepth(keras.layers.Layer):
         rescale: `"inference"` or `"training"`. Defaults to `"inference"`.
         skip_strategy: `"auto"`, `"skip"` or `"multiply"`. Defaults to
             `"auto"`.
-        seed: Integer seed of the draws, or `None`. Give each block of a
-            stack its own seed (or `None`), or they drop together.
+        seed: Integer seed of the draws in `[0, 2**31 - 1]` (the range
+            every backend accepts), or `None`. Give each block of a stack its
+            own seed (or `None`), or they drop together.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
     Call arguments:
         inputs: Input tensor `x`.
-        training: Python bool, whether to drop (and whether the branch runs
-            in training mode).
+        training: Python bool (or `None`), whether to drop (and whether the
+            branch runs in training mode).
 
     Example:
 
@@ -92,16 +93,14 @@ class StochasticDepth(keras.layers.Layer):
                 f"shape of x, got {branch!r} of type {type(branch).__name__}."
             )
         self.branch = branch
-        self.survival_probability = check_probability(
-            survival_probability, "survival_probability"
-        )
+        self.survival_probability = survival_probability_arg(survival_probability)
         self.drop_mode = validation.one_of(drop_mode, "drop_mode", DROP_MODES)
         self.rescale = validation.one_of(rescale, "rescale", RESCALE_MODES)
         self.skip_strategy = validation.one_of(
             skip_strategy, "skip_strategy", SKIP_STRATEGIES
         )
-        self.seed = check_seed(seed)
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = validation.seed(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def build(self, input_shape):
         # Build here: variables cannot be created inside a tf.cond branch.
@@ -116,6 +115,7 @@ class StochasticDepth(keras.layers.Layer):
             )
 
     def call(self, inputs, training=None):
+        training = validation.training(training)
         return stochastic_residual(
             lambda x: self.branch(x, training=training),
             inputs,
@@ -153,18 +153,9 @@ class StochasticDepth(keras.layers.Layer):
         return cls(**config)
 
 
-def check_probability(value, name):
+def survival_probability_arg(value, name="survival_probability"):
     """`value` as a float in `(0, 1]`, the range of a survival probability."""
-    value = validation.finite_float(value, name)
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"`{name}` must be in (0, 1], got {value!r}.")
-    return value
-
-
-def check_seed(seed):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise TypeError(f"`seed` must be an integer or None, got {seed!r}.")
-    return seed
+    return validation.float_in_range(value, name, 0.0, 1.0, low_open=True)
 
 
 def stochastic_residual(
@@ -207,7 +198,7 @@ def stochastic_residual(
         residual = branch(branch_input)
         mask_shape = (ops.shape(residual)[0],) + (1,) * (len(residual.shape) - 1)
         keep = keras.random.uniform(mask_shape, seed=seed_generator) < p
-        return base + residual * ops.cast(keep, residual.dtype) * gain
+        return base + _scaled(residual * ops.cast(keep, residual.dtype), gain)
     if p == 1.0:
         return _add_scaled(base, branch(branch_input), gain)
     keep = keras.random.uniform((), seed=seed_generator) < p
@@ -232,15 +223,30 @@ def stochastic_residual(
 
 
 def _add_scaled(base, residual, scale):
-    return base + residual if scale == 1.0 else base + residual * scale
+    return base + _scaled(residual, scale)
+
+
+def _scaled(residual, scale):
+    """`residual * scale`, multiplied in float32 at least.
+
+    In float16 (`mixed_float16`) `1 / p` overflows for `p < 1.5e-5` and a
+    small `p` loses its precision; an infinite gain made every output NaN.
+    """
+    if scale == 1.0:
+        return residual
+    dtype = keras.backend.standardize_dtype(residual.dtype)
+    if dtype in ("float16", "bfloat16"):
+        return ops.cast(ops.multiply(ops.cast(residual, "float32"), scale), dtype)
+    return ops.multiply(residual, scale)
 
 
 def _with_zero_gradients(base, weights):
     """`base`, exactly, but depending on `weights` with zero gradient."""
     if not weights:
         return base
-    link = sum(ops.cast(ops.sum(w), base.dtype) for w in weights)
-    return base + link * 0.0
+    # Summed in float32: a float16 sum of many weights can overflow, and inf * 0 is NaN.
+    link = sum(ops.sum(ops.cast(w, "float32")) for w in weights)
+    return base + ops.cast(link * 0.0, base.dtype)
 
 
 def _skip_method(keep, skip_strategy):
