@@ -4,9 +4,87 @@
 activation and learning rate; `deepblocks tune resnet` a CIFAR ResNet's depth,
 final survival probability and learning rate. Trials train on the dataset's
 training split minus a held-out validation part (--validation-fraction), whose
-accuracy is the objective; the best trials are printed at the end. Re-running
-with the same --directory and --project-name continues a search.
+accuracy is the objective. One line per finished trial shows its
+hyperparameters, its score and the best so far (--quiet hides them); the best
+trials are printed at the end.
+
+The search lives in --directory/--project-name, with its settings
+(deepblocks_settings.json). Running again with the same settings resumes it
+(a larger --max-trials extends it); other settings are refused unless
+--overwrite replaces the search.
 """
+
+import argparse
+import contextlib
+import io
+import math
+import warnings
+
+OBJECTIVE = "val_accuracy"
+# The hypermodels' names, the default project names.
+PROJECT_NAMES = {"highway": "highway_mlp", "resnet": "resnet_cifar"}
+# The options that define each search space (besides the common ones in _settings).
+SPACE_OPTIONS = {
+    "highway": ("depth", "depth_step", "transform_bias", "width", "activation", "learning_rate"),
+    "resnet": ("depth", "final_survival_probability", "learning_rate"),
+}
+
+
+def _number(text, kind):
+    try:
+        return kind(text)
+    except ValueError:
+        name = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"must be {name}, received: {text}") from None
+
+
+def _positive_int(text):
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, received: {text}")
+    return value
+
+
+def _finite_float(text):
+    value = _number(text, float)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, received: {text}")
+    return value
+
+
+def _positive_float(text):
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, received: {text}")
+    return value
+
+
+def _probability(text):
+    value = _finite_float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], received: {text}")
+    return value
+
+
+def _resnet_depth(text):
+    value = _number(text, int)
+    if value < 8 or (value - 2) % 6:
+        raise argparse.ArgumentTypeError(
+            f"must be a ResNet depth 6n+2 (20, 32, 44, 56, 110, ...), received: {text}"
+        )
+    return value
+
+
+class _Range(argparse.Action):
+    """MIN MAX with MIN <= MAX (equal values fix the hyperparameter)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        low, high = values
+        if low > high:
+            parser.error(
+                f"argument {option_string}: MIN must not exceed MAX, received: {low:g} {high:g}"
+            )
+        setattr(namespace, self.dest, (low, high))
 
 
 def add_arguments(parser):
@@ -16,22 +94,28 @@ def add_arguments(parser):
     add_data_arguments(common, batch_size=64)
     common.add_argument("--tuner", default="random", choices=("random", "hyperband", "bayesian"))
     common.add_argument(
-        "--max-trials", type=int, default=10, help="trials of random/bayesian search (default: 10)"
+        "--max-trials",
+        type=_positive_int,
+        default=10,
+        help="trials of random/bayesian search; a larger value extends a search (default: 10)",
     )
     common.add_argument(
         "--epochs",
-        type=int,
+        type=_positive_int,
         default=10,
         help="epochs per trial (Hyperband: the most per trial) (default: 10)",
     )
     common.add_argument(
-        "--steps-per-epoch", type=int, default=None, help="limit each epoch to this many batches"
+        "--steps-per-epoch",
+        type=_positive_int,
+        default=None,
+        help="limit each epoch to this many batches",
     )
     common.add_argument(
         "--validation-fraction",
-        type=float,
+        type=_finite_float,
         default=0.2,
-        help="held-out part of the training split (default: 0.2)",
+        help="held-out part of the training split, in (0, 1) (default: 0.2)",
     )
     common.add_argument(
         "--directory", default="tuning", help="where KerasTuner keeps its trials (default: tuning)"
@@ -40,103 +124,199 @@ def add_arguments(parser):
         "--project-name", default=None, help="search name (default: the hypermodel's)"
     )
     common.add_argument(
-        "--overwrite", action="store_true", help="start over instead of continuing a search"
+        "--overwrite",
+        action="store_true",
+        help="delete the search in --directory/--project-name and start a new one",
     )
-    common.add_argument("--top", type=int, default=5, help="best trials to print (default: 5)")
+    common.add_argument(
+        "--top", type=_positive_int, default=5, help="best trials to print (default: 5)"
+    )
     common.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     common.add_argument(
-        "--verbose", type=int, default=0, choices=(0, 1, 2), help="KerasTuner/Keras verbosity"
+        "--quiet", action="store_true", help="no line per trial: print only the best trials"
+    )
+    common.add_argument(
+        "--verbose",
+        type=int,
+        default=0,
+        choices=(0, 1, 2),
+        help="KerasTuner's report and Keras progress bars (default: 0, off)",
     )
 
     kinds = parser.add_subparsers(dest="hypermodel", required=True, metavar="HYPERMODEL")
     highway = kinds.add_parser(
         "highway", parents=[common], help="highway MLP: depth, gate bias, width, ..."
     )
-    highway.add_argument("--depth", type=int, nargs=2, default=(2, 30), metavar=("MIN", "MAX"))
     highway.add_argument(
-        "--depth-step", type=int, default=4, help="step of the depth range (default: 4)"
+        "--depth",
+        type=_positive_int,
+        nargs=2,
+        default=(2, 30),
+        action=_Range,
+        metavar=("MIN", "MAX"),
     )
     highway.add_argument(
-        "--transform-bias", type=float, nargs=2, default=(-4.0, 0.0), metavar=("MIN", "MAX")
+        "--depth-step",
+        type=_positive_int,
+        default=4,
+        help="step of the depth range (default: 4)",
     )
     highway.add_argument(
-        "--width", type=int, nargs="+", default=[50], help="one width, or several to choose from"
+        "--transform-bias",
+        type=_finite_float,
+        nargs=2,
+        default=(-4.0, 0.0),
+        action=_Range,
+        metavar=("MIN", "MAX"),
+    )
+    highway.add_argument(
+        "--width",
+        type=_positive_int,
+        nargs="+",
+        default=[50],
+        help="one width, or several to choose from",
     )
     highway.add_argument(
         "--activation", nargs="+", default=["relu"], help="one activation, or several"
     )
     highway.add_argument(
-        "--learning-rate", type=float, nargs=2, default=(1e-3, 1e-1), metavar=("MIN", "MAX")
+        "--learning-rate",
+        type=_positive_float,
+        nargs=2,
+        default=(1e-3, 1e-1),
+        action=_Range,
+        metavar=("MIN", "MAX"),
     )
 
     resnet = kinds.add_parser(
         "resnet", parents=[common], help="CIFAR ResNet: depth, survival probability, lr"
     )
     resnet.add_argument(
-        "--depth", type=int, nargs="+", default=[20, 32, 44, 56, 110], help="depths 6n+2"
+        "--depth",
+        type=_resnet_depth,
+        nargs="+",
+        default=[20, 32, 44, 56, 110],
+        help="depths 6n+2",
     )
     resnet.add_argument(
         "--final-survival-probability",
-        type=float,
+        type=_probability,
         nargs=2,
         default=(0.5, 1.0),
+        action=_Range,
         metavar=("MIN", "MAX"),
     )
     resnet.add_argument(
-        "--learning-rate", type=float, nargs=2, default=(0.01, 0.3), metavar=("MIN", "MAX")
+        "--learning-rate",
+        type=_positive_float,
+        nargs=2,
+        default=(0.01, 0.3),
+        action=_Range,
+        metavar=("MIN", "MAX"),
     )
 
 
+def check(args):
+    """Refuses bad values, and a search in the project folder with other settings.
+
+    Returns `"new"` or `"resume"`. Runs before Keras loads (the CLI calls it
+    first; `run` calls it again, as it needs the answer).
+    """
+    from keras_deepblocks.cli.train import check_dataset
+    from keras_deepblocks.tuning import record
+
+    check_dataset("tune", args.dataset)
+    if not 0 < args.validation_fraction < 1:
+        raise ValueError(
+            "`--validation-fraction` must be between 0 and 1 (exclusive), received: "
+            f"{args.validation_fraction}"
+        )
+    for name in ("batch_size", "image_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            option = "--" + name.replace("_", "-")
+            raise ValueError(f"`{option}` must be a positive integer, received: {value}")
+    if args.project_name is not None and not args.project_name.strip():
+        raise ValueError("`--project-name` must not be empty.")
+    return record.check(_project_dir(args), _settings(args), overwrite=args.overwrite)
+
+
 def run(args):
+    state = check(args)
+    from keras_deepblocks.tuning import record
+
+    conv = args.hypermodel == "resnet"
+    image_size = _image_size(args)
+    settings = _settings(args)
+    project_name = _project_name(args)
+    path = _project_dir(args)
+
     import keras
 
     from keras_deepblocks import datasets
     from keras_deepblocks import tuning
-    from keras_deepblocks.cli.train import check_dataset
-    from keras_deepblocks.cli.train import default_image_size
 
-    check_dataset("tune", args.dataset)
-    for name in ("max_trials", "epochs", "batch_size", "steps_per_epoch", "top"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise SystemExit(
-                f"deepblocks tune: --{name.replace('_', '-')} must be >= 1, got {value}"
-            )
+    _check_activations(args)
     keras.utils.set_random_seed(args.seed)
-    conv = args.hypermodel == "resnet"
+    # Hyperband continues a trial from its saved model into a fresh one whose
+    # optimizer is not built yet: the weights load, the optimizer state
+    # restarts (as in any KerasTuner Hyperband search), and Keras warns each time.
+    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
     data = datasets.load(
         args.dataset,
         batch_size=args.batch_size,
-        image_size=args.image_size
-        or default_image_size("resnet" if conv else "highway_mlp", args.dataset),
+        image_size=image_size,
         augment=conv,
         validation_fraction=args.validation_fraction,
         data_dir=args.data_dir,
         seed=args.seed,
     )
-    try:
-        hypermodel = _hypermodel(args, data)
-    except ValueError as error:
-        raise SystemExit(f"deepblocks tune: {error}")
-    tuner = tuning.make_tuner(
-        args.tuner,
-        hypermodel,
-        max_trials=args.max_trials,
-        max_epochs=args.epochs,
-        directory=args.directory,
-        project_name=args.project_name,
-        overwrite=args.overwrite,
-        seed=args.seed,
-    )
+    hypermodel = _hypermodel(args, data)
+    say = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    # KerasTuner prints "Reloading Tuner from ..." itself: the line below says more.
+    with contextlib.redirect_stdout(io.StringIO()):
+        tuner = tuning.make_tuner(
+            args.tuner,
+            hypermodel,
+            max_trials=args.max_trials,
+            max_epochs=args.epochs,
+            objective=OBJECTIVE,
+            directory=args.directory,
+            project_name=project_name,
+            overwrite=args.overwrite,
+            seed=args.seed,
+            progress=say,
+        )
+    record.write(path, settings)
+    planned = tuning.planned_trials(tuner)
+    if state == "resume":
+        say(
+            f"resuming the search in {path} (same settings, {len(tuner.oracle.end_order)} of "
+            f"{planned} trials done); --overwrite starts a new one"
+        )
+    else:
+        epochs = f"{'at most ' if args.tuner == 'hyperband' else ''}{_plural(args.epochs, 'epoch')}"
+        say(
+            f"new {args.tuner} search of {args.hypermodel} in {path}: "
+            f"{_plural(planned, 'trial')} of {epochs}, one line per finished trial"
+        )
     train = data.train.repeat() if args.steps_per_epoch else data.train
-    tuner.search(
-        train,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        validation_data=data.validation,
-        shuffle=False,  # the pipeline shuffles
-        verbose=args.verbose,
-    )
+    try:
+        tuner.search(
+            train,
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            validation_data=data.validation,
+            shuffle=False,  # the pipeline shuffles
+            verbose=args.verbose,
+        )
+    except RuntimeError as error:
+        # KerasTuner stops after consecutive failed trials, with a traceback
+        # in the message: keep its first line and the error's last.
+        lines = str(error).strip().splitlines()
+        if not lines or not lines[0].startswith("Number of consecutive failures"):
+            raise
+        raise SystemExit(f"deepblocks tune: {lines[0]} The last error: {lines[-1]}") from None
     try:
         trials = tuning.best_trials(tuner, args.top)
     except RuntimeError as error:
@@ -144,12 +324,73 @@ def run(args):
     print(
         f"\nbest {len(trials)} trials of {args.hypermodel} ({args.tuner} search, {args.dataset}):"
     )
-    print(tuning.format_trials(trials))
+    print(tuning.format_trials(trials, objective=OBJECTIVE))
     return 0
+
+
+def _image_size(args):
+    from keras_deepblocks.cli.train import default_image_size
+
+    kind = "resnet" if args.hypermodel == "resnet" else "highway_mlp"
+    return args.image_size or default_image_size(kind, args.dataset)
+
+
+def _project_name(args):
+    return args.project_name or PROJECT_NAMES[args.hypermodel]
+
+
+def _project_dir(args):
+    from keras_deepblocks.tuning import record
+
+    return record.project_dir(args.directory, _project_name(args))
+
+
+def _check_activations(args):
+    import keras
+
+    for name in getattr(args, "activation", ()):
+        try:
+            keras.activations.get(name)
+        except ValueError:
+            raise ValueError(
+                "`--activation` must name Keras activations (e.g. relu, tanh, gelu), "
+                f"received: {name!r}"
+            ) from None
+
+
+def _settings(args):
+    """Everything that defines the search: a run with other settings is another search.
+
+    Not here: --max-trials (a budget: more trials extend the search), and
+    what only changes the output or where data lies.
+    """
+    settings = {
+        "hypermodel": args.hypermodel,
+        "--tuner": args.tuner,
+        "objective": OBJECTIVE,
+        "--dataset": args.dataset,
+        "--image-size": _image_size(args),
+        "--validation-fraction": args.validation_fraction,
+        "--batch-size": args.batch_size,
+        "--epochs": args.epochs,
+        "--steps-per-epoch": args.steps_per_epoch,
+        "--seed": args.seed,
+    }
+    for name in SPACE_OPTIONS[args.hypermodel]:
+        settings["--" + name.replace("_", "-")] = getattr(args, name)
+    return settings
+
+
+def _plural(count, noun):
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _range_or_value(values):
     return values[0] if len(values) == 1 else list(values)
+
+
+def _low_high_or_value(values):
+    return values[0] if values[0] == values[1] else tuple(values)
 
 
 def _hypermodel(args, data):
@@ -159,23 +400,19 @@ def _hypermodel(args, data):
         return tuning.HighwayHyperModel(
             data.input_shape,
             data.num_classes,
-            depth=tuple(args.depth) if args.depth[0] != args.depth[1] else args.depth[0],
+            depth=_low_high_or_value(args.depth),
             depth_step=args.depth_step,
             width=_range_or_value(args.width),
-            transform_bias=(
-                tuple(args.transform_bias)
-                if args.transform_bias[0] != args.transform_bias[1]
-                else args.transform_bias[0]
-            ),
+            transform_bias=_low_high_or_value(args.transform_bias),
             activation=_range_or_value(args.activation),
-            learning_rate=tuple(args.learning_rate),
+            learning_rate=_low_high_or_value(args.learning_rate),
         )
     steps = args.steps_per_epoch or -(-data.train_examples // args.batch_size)
     return tuning.ResNetCifarHyperModel(
         data.input_shape,
         data.num_classes,
         depth=_range_or_value(args.depth),
-        final_survival_probability=tuple(args.final_survival_probability),
-        learning_rate=tuple(args.learning_rate),
+        final_survival_probability=_low_high_or_value(args.final_survival_probability),
+        learning_rate=_low_high_or_value(args.learning_rate),
         total_steps=args.epochs * steps,
     )

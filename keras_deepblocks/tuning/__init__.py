@@ -3,20 +3,34 @@
 Needs keras-tuner (`pip install 'keras-deepblocks[tuner]'`). The HyperModels
 work with every KerasTuner tuner (`RandomSearch`, `Hyperband`,
 `BayesianOptimization`).
+
+Names are imported on first use, so `keras_deepblocks.tuning.record` (standard
+library only) loads without keras-tuner.
 """
 
-from keras_deepblocks.tuning.highway_hypermodel import HighwayHyperModel
-from keras_deepblocks.tuning.resnet_hypermodel import ResNetCifarHyperModel
-from keras_deepblocks.tuning.search import TUNERS
-from keras_deepblocks.tuning.search import best_trials
-from keras_deepblocks.tuning.search import format_trials
-from keras_deepblocks.tuning.search import make_tuner
+import importlib
 
-__all__ = [
-    "HighwayHyperModel",
-    "ResNetCifarHyperModel",
-    "TUNERS",
-    "best_trials",
-    "format_trials",
-    "make_tuner",
-]
+_EXPORTS = {
+    "HighwayHyperModel": "keras_deepblocks.tuning.highway_hypermodel",
+    "ResNetCifarHyperModel": "keras_deepblocks.tuning.resnet_hypermodel",
+    "TUNERS": "keras_deepblocks.tuning.search",
+    "best_trials": "keras_deepblocks.tuning.search",
+    "format_trials": "keras_deepblocks.tuning.search",
+    "make_tuner": "keras_deepblocks.tuning.search",
+    "planned_trials": "keras_deepblocks.tuning.search",
+    "trial_line": "keras_deepblocks.tuning.search",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

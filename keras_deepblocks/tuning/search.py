@@ -22,11 +22,20 @@ def make_tuner(
     project_name=None,
     overwrite=False,
     seed=0,
+    progress=None,
 ):
     """A KerasTuner tuner of `kind` (`"random"`, `"hyperband"` or `"bayesian"`).
 
     `max_trials` bounds random and Bayesian search; Hyperband's budget is set
-    by `max_epochs` (the most epochs one model trains) instead.
+    by `max_epochs` (the most epochs one model trains) instead. `progress`, a
+    callable such as `print`, receives one line per finished trial (see
+    `trial_line`); KerasTuner's own report (`verbose=1` in `search`) takes
+    about ten lines per trial.
+
+    Note that with `overwrite=False` KerasTuner resumes any search it finds
+    under `directory/project_name`, with that search's space and trials,
+    whatever `hypermodel` asks for now: `deepblocks tune` records its
+    settings there (`keras_deepblocks.tuning.record`) to refuse a mismatch.
     """
     validation.one_of(kind, "kind", tuple(TUNERS))
     common = dict(
@@ -45,7 +54,56 @@ def make_tuner(
         # trial, only to label TensorBoard callbacks, and fails without it.
         # There is no TensorBoard callback to label then: skip that step.
         tuner._configure_tensorboard_dir = lambda callbacks, trial, execution=0: None
+    if progress is not None:
+        end_trial = tuner.on_trial_end
+
+        def on_trial_end(trial):
+            end_trial(trial)  # scores the trial and saves the search
+            progress(trial_line(tuner, tuner.oracle.get_trial(trial.trial_id)))
+
+        tuner.on_trial_end = on_trial_end
     return tuner
+
+
+def planned_trials(tuner):
+    """How many trials the search runs at most: `max_trials`, or Hyperband's brackets."""
+    oracle = tuner.oracle
+    if oracle.max_trials:
+        return oracle.max_trials
+    if isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
+        # Bracket b has b + 1 rounds of successive halving (KerasTuner's sizes).
+        brackets = oracle._get_num_brackets()
+        per_iteration = sum(oracle._get_size(b, r) for b in range(brackets) for r in range(b + 1))
+        return per_iteration * oracle.hyperband_iterations
+    return None
+
+
+def trial_line(tuner, trial):
+    """`trial k of N: <hyperparameters> -> <objective> (best so far: ...)` for a finished trial."""
+    oracle = tuner.oracle
+    planned = planned_trials(tuner)
+    values = dict(trial.hyperparameters.values)
+    shown = [f"{n}={_format(v)}" for n, v in values.items() if not n.startswith("tuner/")]
+    if "tuner/epochs" in values:  # Hyperband: trials train for different budgets
+        shown.append(f"epochs={values['tuner/epochs']}")
+    name = oracle.objective.name
+    if trial.status == "COMPLETED" and trial.score is not None:
+        result = f"{name} {_format(trial.score)}"
+    else:
+        lines = (trial.message or "").strip().splitlines()
+        result = f"failed ({lines[-1] if lines else trial.status})"
+    best = [t for t in oracle.get_best_trials(1) if t.status == "COMPLETED"]
+    best_text = f"{_format(best[0].score)}, trial {trial_number(best[0].trial_id)}"
+    of = f" of {planned}" if planned else ""
+    return (
+        f"trial {trial_number(trial.trial_id)}{of}: {', '.join(shown)} -> {result} "
+        f"(best so far: {best_text if best else 'none'})"
+    )
+
+
+def trial_number(trial_id):
+    """Trials counted from 1: KerasTuner's id `"03"` (folder `trial_03`) is trial 4."""
+    return int(trial_id) + 1 if str(trial_id).isdigit() else trial_id
 
 
 def best_trials(tuner, count=5):
@@ -68,12 +126,12 @@ def best_trials(tuner, count=5):
 
 
 def format_trials(trials, objective="val_accuracy"):
-    """A text table of `best_trials` output, best first."""
+    """A text table of `best_trials` output, best first; trials counted from 1 (`trial_number`)."""
     names = sorted({name for trial in trials for name in trial["hyperparameters"]})
     names = [n for n in names if not n.startswith("tuner/")]
     header = ["rank", "trial", objective, *names]
     rows = [
-        [str(rank), trial["trial_id"], _format(trial["score"])]
+        [str(rank), str(trial_number(trial["trial_id"])), _format(trial["score"])]
         + [_format(trial["hyperparameters"].get(n)) for n in names]
         for rank, trial in enumerate(trials, start=1)
     ]

@@ -1,4 +1,8 @@
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 
@@ -6,58 +10,142 @@ pytest.importorskip("keras_tuner")
 
 from keras_deepblocks.cli import main  # noqa: E402
 
-
-def test_tune_highway_depth_and_gate_bias_reports_best_trial(tmp_path, capsys):
-    argv = [
-        "tune",
-        "highway",
-        "--depth",
-        "1",
-        "4",
-        "--depth-step",
-        "1",
-        "--transform-bias",
-        "-3",
-        "-1",
-        "--width",
-        "8",
-        "--learning-rate",
-        "0.01",
-        "0.1",
-        "--max-trials",
-        "2",
-        "--epochs",
-        "1",
-        "--directory",
-        str(tmp_path),
-        "--project-name",
-        "search",
-        "--top",
-        "2",
-    ]
-    assert main(argv) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    header_index = next(
-        i for i, line in enumerate(lines) if line.split()[:3] == ["rank", "trial", "val_accuracy"]
-    )
-    header = lines[header_index].split()
-    rows = [dict(zip(header, line.split())) for line in lines[header_index + 1 :]]
-    assert "best 2 trials of highway" in lines[header_index - 1]
-    assert [row["rank"] for row in rows] == ["1", "2"]
-
-    recorded = {}
-    for trial_id in {row["trial"] for row in rows}:
-        trial = json.loads((tmp_path / "search" / f"trial_{trial_id}" / "trial.json").read_text())
-        recorded[trial_id] = trial
-    best = max(recorded.values(), key=lambda t: t["score"])
-    assert rows[0]["trial"] == best["trial_id"]
-    assert float(rows[0]["val_accuracy"]) == pytest.approx(best["score"], abs=1e-4)
-    values = best["hyperparameters"]["values"]
-    assert int(rows[0]["depth"]) == values["depth"] and 1 <= values["depth"] <= 4
-    assert float(rows[0]["transform_bias"]) == pytest.approx(values["transform_bias"], abs=1e-3)
-    assert -3 <= values["transform_bias"] <= -1
+TINY = ["--width", "4", "--steps-per-epoch", "1", "--batch-size", "16", "--seed", "3"]
+PROGRESS = re.compile(
+    r"^trial (\d+) of (\d+): (.*) -> val_accuracy ([0-9.e-]+) \(best so far: ([0-9.e-]+), "
+    r"trial (\d+)\)$"
+)
 
 
-def test_tune_rejects_bad_budget():
-    with pytest.raises(SystemExit, match="--max-trials must be >= 1"):
-        main(["tune", "highway", "--max-trials", "0"])
+def tune(directory, *argv):
+    command = [sys.executable, "-m", "keras_deepblocks.cli", "tune", "highway", *argv, *TINY]
+    command += ["--directory", str(directory)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def trial_files(project):
+    """KerasTuner's trial records: {folder name: parsed trial.json}."""
+    return {
+        path.parent.name: json.loads(path.read_text())
+        for path in sorted(project.glob("trial_*/trial.json"))
+    }
+
+
+def progress_lines(stdout):
+    return [PROGRESS.match(line) for line in stdout.splitlines() if line.startswith("trial ")]
+
+
+def check_progress(lines, trials, planned):
+    """Each line matches its trial.json: hyperparameters, score and the best score so far."""
+    by_number = {int(name.split("_")[1]) + 1: trial for name, trial in trials.items()}
+    best = None
+    for line in lines:
+        assert line, "a progress line does not have the documented form"
+        number, of, shown, score = int(line[1]), int(line[2]), line[3], float(line[4])
+        trial = by_number[number]
+        assert of == planned
+        assert f"depth={trial['hyperparameters']['values']['depth']}," in shown
+        assert score == pytest.approx(trial["score"], abs=1e-3)
+        if best is None or trial["score"] > by_number[best]["score"]:
+            best = number
+        assert float(line[5]) == pytest.approx(by_number[best]["score"], abs=1e-3)
+        assert int(line[6]) == best
+
+
+def test_tune_refuses_other_settings_overwrites_and_resumes(tmp_path):
+    project = tmp_path / "highway_mlp"
+    # A Hyperband search first (2 trials at --epochs 2), as in the report.
+    first = tune(tmp_path, "--tuner", "hyperband", "--epochs", "2", "--depth", "14", "22")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "new hyperband search of highway" in first.stdout
+    hyperband = trial_files(project)
+    assert len(hyperband) == 2
+    check_progress(progress_lines(first.stdout), hyperband, planned=2)
+    snapshot = {path: path.read_bytes() for path in project.rglob("*") if path.is_file()}
+
+    # Other settings: refused, naming what differs and --overwrite; nothing touched.
+    random = ["--tuner", "random", "--epochs", "1", "--depth", "2", "10", "--depth-step", "1"]
+    refused = tune(tmp_path, *random, "--max-trials", "2")
+    assert refused.returncode != 0
+    message = refused.stderr.strip().splitlines()[-1]
+    assert "--overwrite" in message and "--depth: 14 22 there, 2 10 now" in message
+    assert "--tuner: hyperband there, random now" in message
+    assert "trial " not in refused.stdout
+    after = {path: path.read_bytes() for path in project.rglob("*") if path.is_file()}
+    assert after == snapshot
+
+    # --overwrite: a new search, every trial in the new ranges, none of the old ones.
+    fresh = tune(tmp_path, *random, "--max-trials", "2", "--overwrite")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert "new random search" in fresh.stdout
+    trials = trial_files(project)
+    assert len(trials) == 2 and not set(trials) & set(hyperband)
+    assert all(2 <= t["hyperparameters"]["values"]["depth"] <= 10 for t in trials.values())
+    assert not any("tuner/epochs" in t["hyperparameters"]["values"] for t in trials.values())
+    check_progress(progress_lines(fresh.stdout), trials, planned=2)
+
+    # The same settings resume it: a larger --max-trials adds one trial, the others stay.
+    resumed = tune(tmp_path, *random, "--max-trials", "3")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming the search" in resumed.stdout and "2 of 3 trials done" in resumed.stdout
+    lines = progress_lines(resumed.stdout)
+    assert [int(line[1]) for line in lines] == [3]
+    all_trials = trial_files(project)
+    assert {name: all_trials[name] for name in trials} == trials
+    assert 2 <= all_trials["trial_2"]["hyperparameters"]["values"]["depth"] <= 10
+    check_progress(lines, all_trials, planned=3)
+    # The final table: the best trial first, as KerasTuner recorded it.
+    table = resumed.stdout.split("\nbest ")[1].splitlines()[1:]
+    header = table[0].split()
+    best_row = dict(zip(header, table[1].split()))
+    best = max(all_trials.values(), key=lambda t: t["score"])
+    assert int(best_row["trial"]) == int(best["trial_id"]) + 1
+    assert float(best_row["val_accuracy"]) == pytest.approx(best["score"], abs=1e-3)
+    assert int(best_row["depth"]) == best["hyperparameters"]["values"]["depth"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--depth", "10", "2"], "--depth: MIN must not exceed MAX, received: 10 2"),
+        (["--learning-rate", "0.1", "0.01"], "--learning-rate: MIN must not exceed MAX"),
+        (["--learning-rate", "0", "0.1"], "--learning-rate: must be positive"),
+        (["--transform-bias", "nan", "0"], "--transform-bias: must be a finite number"),
+        (["--max-trials", "0"], "--max-trials: must be a positive integer, received: 0"),
+        (["--epochs", "-3"], "--epochs: must be a positive integer, received: -3"),
+        (["--width", "8", "-1"], "--width: must be a positive integer"),
+        (["--depth-step", "two"], "--depth-step: must be an integer, received: two"),
+        (["--tuner", "grid"], "--tuner: invalid choice: 'grid'"),
+    ],
+)
+def test_tune_rejects_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tune", "highway", *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_tune_resnet_rejects_depths_that_are_not_6n_plus_2(capsys):
+    with pytest.raises(SystemExit):
+        main(["tune", "resnet", "--depth", "20", "21"])
+    assert "--depth: must be a ResNet depth 6n+2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["tune", "resnet", "--final-survival-probability", "0", "1"])
+    assert "must be in (0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--validation-fraction", "1"], "`--validation-fraction` must be between 0 and 1"),
+        (["--activation", "relu", "sigmoidal"], "`--activation` must name Keras activations"),
+    ],
+)
+def test_tune_checks_values_before_searching(argv, message, tmp_path):
+    from keras_deepblocks.cli import build_parser
+
+    args = build_parser().parse_args(["tune", "highway", *argv, "--directory", str(tmp_path)])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        args.run(args)
+    assert not list(tmp_path.iterdir())  # refused before anything was written
