@@ -128,3 +128,52 @@ def compile_recipe(
         **compile_kwargs,
     )
     return model
+
+
+def recompute_batch_norm_statistics(model, dataset, max_batches=100):
+    """Sets every BatchNormalization layer's moving statistics to averages over `dataset`.
+
+    During training, BN layers keep exponential moving averages of the batch
+    statistics of recent, ever-changing weights. After a long run they settle;
+    after a short one (a smoke run of a few dozen steps) they still describe
+    the early weights, and the model in inference mode can do far worse than
+    it does in training mode. This replaces them with plain averages of the
+    batch statistics of the final weights ("precise BN", Wu & Johnson 2021).
+    Weights are not changed.
+
+    Args:
+        model: A Keras model.
+        dataset: Batches of inputs, or of `(inputs, labels, ...)` tuples, as
+            seen in training (e.g. the augmented training pipeline): an
+            iterable or a `tf.data.Dataset`.
+        max_batches: The most batches to average over. Defaults to `100`.
+
+    Returns:
+        The number of batches averaged over (`0`: the model has no BN layer).
+    """
+    max_batches = validation.positive_int(max_batches, "max_batches")
+    layers = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+    if not layers:
+        return 0
+    momenta = [layer.momentum for layer in layers]
+    if hasattr(dataset, "as_numpy_iterator"):  # tf.data: NumPy batches suit every backend
+        dataset = dataset.as_numpy_iterator()
+    count = 0
+    try:
+        for batch in dataset:
+            if count == max_batches:
+                break
+            inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+            # Batch k gets weight 1 / (k + 1): a running plain average.
+            for layer in layers:
+                layer.momentum = count / (count + 1.0)
+            model(inputs, training=True)
+            count += 1
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return count

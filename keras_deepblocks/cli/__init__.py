@@ -1,13 +1,24 @@
 """The `deepblocks` command: one module per subcommand.
 
-Each subcommand module defines `add_arguments(parser)` and `run(args)`; its
-docstring's first line is the subcommand's help. Modules are imported only
-when their subcommand runs, so `deepblocks --help` stays fast.
+Each subcommand module defines `add_arguments(parser)` and `run(args)`, and
+may define `check(args)`, which validates the arguments before Keras loads;
+its docstring's first line is the subcommand's help. The modules import only the
+standard library at module level, and the package waits with Keras until an
+argument list has parsed (see `keras_deepblocks/__init__.py`), so that
+`deepblocks --help` and usage errors answer at once.
+
+Expected failures (a missing file, no network, a bad value, a missing optional
+package) end in one line, `deepblocks COMMAND: error: ...`, and exit status 1;
+`--debug` shows the traceback and TensorFlow's log messages instead.
 """
 
 import argparse
+import contextlib
 import importlib
+import math
+import os
 import sys
+import tempfile
 
 SUBCOMMANDS = {
     "demo": "keras_deepblocks.cli.demo",
@@ -16,27 +27,214 @@ SUBCOMMANDS = {
     "tune": "keras_deepblocks.cli.tune",
     "convert": "keras_deepblocks.cli.convert",
 }
+# Optional packages and the extra of keras-deepblocks that installs them.
+EXTRAS = {
+    "tensorflow_datasets": "datasets",
+    "importlib_resources": "datasets",
+    "keras_tuner": "tuner",
+    "sklearn": "datasets",
+}
+# A message longer than this (Keras's can hold a whole model config) is cut.
+MAX_MESSAGE = 600
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors in one line that says where the usage is, not the whole usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="deepblocks",
         description="Very deep networks in Keras 3: highway, residual, stochastic depth.",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show tracebacks and TensorFlow's log messages",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
         summary = (module.__doc__ or "").strip().splitlines()[0]
-        sub = subparsers.add_parser(name, help=summary, description=module.__doc__)
+        sub = subparsers.add_parser(
+            name,
+            help=summary,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        # SUPPRESS: a subcommand that does not see --debug keeps the global one's value.
+        sub.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks and TensorFlow's log messages",
+        )
+        sub.set_defaults(run=module.run, check=getattr(module, "check", None))
     return parser
 
 
 def main(argv=None):
+    """Runs `deepblocks ARGV`; returns the exit status."""
     args = build_parser().parse_args(argv)
-    return args.run(args) or 0
+    try:
+        # Checks that need no Keras come first, so that mistakes fail at once.
+        if args.check is not None:
+            args.check(args)
+        _load_keras(quiet=not args.debug)
+        return args.run(args) or 0
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"deepblocks {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, ImportError) as error:
+        if args.debug:
+            raise
+        print(f"deepblocks {args.command}: error: {describe(error)}", file=sys.stderr)
+        return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def describe(error):
+    """A one-line account of an expected error, with what to do where we know it."""
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        message = f"{error.strerror}: {error.filename}"  # without the "[Errno 2]"
+    else:
+        message = str(error) or type(error).__name__
+    if isinstance(error, ImportError) and "pip install" not in message:
+        package = (error.name or "").split(".")[0]
+        if package in EXTRAS:
+            message += f' (pip install "keras-deepblocks[{EXTRAS[package]}]")'
+    if "Could not locate class" in message:
+        # Keras appends the whole object config; the class name is what matters.
+        message = message.split(". Make sure custom classes", 1)[0] + (
+            ": the model uses a custom class that neither Keras nor keras-deepblocks defines"
+        )
+    message = " ".join(message.split())
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + " ... (--debug shows all)"
+    return message
+
+
+def _load_keras(quiet):
+    """Imports Keras (and TensorFlow, which the data pipelines use) and registers our classes.
+
+    Quiet: TensorFlow's C++ log level defaults to errors only, and what it
+    prints while it loads (before its logging honours that level: oneDNN and
+    CUDA notices) is dropped unless the import fails.
+    """
+    import importlib.util
+
+    if quiet:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_dropped() if quiet else contextlib.nullcontext():
+        import keras  # noqa: F401
+
+        if importlib.util.find_spec("tensorflow") is not None:
+            import tensorflow  # noqa: F401
+    if quiet:
+        import logging
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        with contextlib.suppress(ImportError):
+            from absl import logging as absl_logging
+
+            absl_logging.set_verbosity(absl_logging.ERROR)
+    importlib.import_module("keras_deepblocks")._load()
+
+
+@contextlib.contextmanager
+def _stderr_dropped():
+    """Sends file descriptor 2 to a temporary file; replays it if the block fails."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr: nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            os.write(2, captured.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+# Argument types: range errors at parse time, before anything is loaded.
+
+
+def number(kind=float, minimum=None, maximum=None, above=None, below=None):
+    """An argparse type for a finite `kind` number within the given bounds."""
+    bounds = [
+        f">= {minimum}" if minimum is not None else None,
+        f"> {above}" if above is not None else None,
+        f"<= {maximum}" if maximum is not None else None,
+        f"< {below}" if below is not None else None,
+    ]
+    bounds = [bound for bound in bounds if bound]
+    if kind is int and bounds == [">= 1"]:
+        wanted = "a positive integer"
+    else:
+        wanted = ("an integer" if kind is int else "a finite number") + " and".join(
+            f" {bound}" for bound in bounds
+        )
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if (
+            value is None
+            or not math.isfinite(value)
+            or (minimum is not None and value < minimum)
+            or (above is not None and value <= above)
+            or (maximum is not None and value > maximum)
+            or (below is not None and value >= below)
+        ):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, received: {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+positive_int = number(int, minimum=1)
+nonnegative_int = number(int, minimum=0)
+positive_float = number(above=0)
+nonnegative_float = number(minimum=0)
+finite_float = number()
+
+
+def check_output_file(path, suffixes=None, option="--output"):
+    """Makes sure `path` can be written before any work starts: its folder is created.
+
+    Raises:
+        ValueError: `path` does not end in one of `suffixes` or is a folder.
+        OSError: its folder cannot be created or written.
+    """
+    if suffixes and not path.endswith(tuple(suffixes)):
+        raise ValueError(f"{option} must end in {' or '.join(suffixes)}, received: {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"{option} must be a file, not the folder {path!r}")
+    check_output_directory(os.path.dirname(os.path.abspath(path)), option)
+
+
+def check_output_directory(path, option="--log-dir"):
+    """Creates the folder `path` if needed and checks that a file can be written in it."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OSError(f"{option}: cannot write in {path!r} ({reason})") from error

@@ -5,17 +5,65 @@ plain network barely trains while the highway network does. No download: the
 data ships with scikit-learn.
 """
 
+import os
+
+from keras_deepblocks.cli import check_output_file
+from keras_deepblocks.cli import finite_float
+from keras_deepblocks.cli import nonnegative_int
+from keras_deepblocks.cli import positive_float
+from keras_deepblocks.cli import positive_int
+
 
 def add_arguments(parser):
-    parser.add_argument("--depth", type=int, default=50, help="hidden layers of each network (default: 50)")
-    parser.add_argument("--width", type=int, default=50, help="units per layer (default: 50)")
-    parser.add_argument("--epochs", type=int, default=15, help="training epochs (default: 15)")
-    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
-    parser.add_argument("--learning-rate", type=float, default=0.05, help="SGD learning rate (default: 0.05)")
-    parser.add_argument("--transform-bias", type=float, default=-3.0, help="initial highway gate bias (default: -3)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--output", default="deepblocks_demo.png", help="PNG file for the loss curves")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bar mode")
+    parser.add_argument(
+        "--depth", type=positive_int, default=50, help="hidden layers of each network (default: 50)"
+    )
+    parser.add_argument(
+        "--width", type=positive_int, default=50, help="units per layer (default: 50)"
+    )
+    parser.add_argument(
+        "--epochs", type=positive_int, default=15, help="training epochs (default: 15)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=64, help="batch size (default: 64)"
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=positive_float,
+        default=0.05,
+        help="SGD learning rate (default: 0.05)",
+    )
+    parser.add_argument(
+        "--transform-bias",
+        type=finite_float,
+        default=-3.0,
+        help="initial highway gate bias (default: -3)",
+    )
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="random seed (default: 0)"
+    )
+    parser.add_argument(
+        "--output",
+        default="deepblocks_demo.png",
+        help="image file for the loss curves (.png, .pdf, .svg, ...)",
+    )
+    parser.add_argument(
+        "--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress bar mode"
+    )
+
+
+def check(args):
+    """Refuses an output file that cannot be written, before minutes of training."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    formats = sorted(FigureCanvasAgg.get_supported_filetypes())
+    extension = os.path.splitext(args.output)[1].lower().lstrip(".")
+    if extension not in formats:
+        raise ValueError(
+            f"--output must end in an image extension ({', '.join('.' + f for f in formats)}), "
+            f"received: {args.output!r}"
+        )
+    check_output_file(args.output)
 
 
 def run(args):
@@ -25,9 +73,7 @@ def run(args):
     from keras_deepblocks.zoo.highway_nets import highway_mlp
     from keras_deepblocks.zoo.highway_nets import plain_mlp
 
-    for name in ("depth", "width", "epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"deepblocks demo: --{name.replace('_', '-')} must be >= 1")
+    check(args)  # again: run() may be called without main()
     (x_train, y_train), (x_test, y_test) = load_digits(seed=args.seed)
     builders = {
         "plain": lambda: plain_mlp(x_train.shape[1:], 10, args.depth, args.width),

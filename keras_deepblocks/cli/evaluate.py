@@ -5,10 +5,18 @@ such as resnet56, built with --weights (default: the published "cifar10"
 checkpoint, downloaded once; or a local checkpoint path). Images are fed as
 raw pixels in [0, 255], which models from `deepblocks train` and zoo models
 normalize themselves; --normalize normalizes them in the pipeline instead.
-Images are resized to the model's input size when it differs.
+Images are resized to the model's input size when it differs (the 8x8 digits
+to 32x32 for the convolutional models `deepblocks train` makes of them).
 """
 
+import errno
 import os
+import zipfile
+
+from keras_deepblocks.cli import positive_int
+
+# Datasets of grayscale images: the zoo's published weights take RGB ones.
+GRAYSCALE = ("digits", "mnist")
 
 
 def add_arguments(parser):
@@ -28,8 +36,50 @@ def add_arguments(parser):
         help="normalize images in the pipeline (models that expect it)",
     )
     parser.add_argument(
-        "--limit", type=int, default=None, help="evaluate on the first N test images only"
+        "--limit", type=positive_int, default=None, help="evaluate on the first N test images only"
     )
+
+
+def is_model_file(model):
+    return model.endswith(".keras") or os.path.exists(model)
+
+
+def check(args):
+    """Refuses what cannot work before Keras loads: missing files, unknown names, wrong data."""
+    from keras_deepblocks.cli.train import check_dataset
+    from keras_deepblocks.cli.train import resnet_depth
+
+    if args.dataset is not None:
+        check_dataset("evaluate", args.dataset)
+    if is_model_file(args.model):
+        if os.path.isdir(args.model):
+            raise ValueError(f"MODEL must be a .keras file, not the folder {args.model!r}")
+        if not os.path.isfile(args.model):
+            raise FileNotFoundError(errno.ENOENT, "No such model file", args.model)
+        return
+    depth = resnet_depth(args.model)
+    if depth is None:
+        raise ValueError(
+            f"{args.model!r} is neither a .keras file nor a zoo ResNet name "
+            "(resnet20, resnet32, resnet44, resnet56, resnet110, resnet1202)"
+        )
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"ResNet depth must be 6n+2 (20, 32, 44, 56, 110, 1202), got {depth}")
+    dataset = args.dataset or "cifar10"
+    if dataset in GRAYSCALE:
+        raise ValueError(
+            f"zoo ResNets take CIFAR's 32x32 RGB images; {dataset} has grayscale ones. "
+            f"Evaluate a model trained on {dataset} instead: deepblocks train {args.model} "
+            f"--dataset {dataset}, then deepblocks evaluate {args.model}.keras "
+            f"--dataset {dataset}"
+        )
+    if dataset == "cifar100" and args.weights == "cifar10":
+        raise ValueError(
+            "the published weights are CIFAR-10's (10 classes), not CIFAR-100's: "
+            "pass --weights with a CIFAR-100 checkpoint"
+        )
+    if args.weights != "cifar10" and not os.path.isfile(args.weights):
+        raise FileNotFoundError(errno.ENOENT, "No such weights file", args.weights)
 
 
 def run(args):
@@ -37,26 +87,21 @@ def run(args):
 
     from keras_deepblocks import datasets
 
-    from keras_deepblocks.cli.train import check_dataset
-
-    if args.dataset is not None:
-        check_dataset("evaluate", args.dataset)
+    check(args)  # again: run() may be called without main()
     model, dataset = load_model(args)
     input_shape = tuple(model.input_shape[1:])
     if len(input_shape) != 3:
-        raise SystemExit(
-            f"deepblocks evaluate: expected a model of images, got input shape {input_shape}"
-        )
+        raise ValueError(f"expected a model of images, got input shape {input_shape}")
     height, width, channels = input_shape
     if height != width:
-        raise SystemExit(f"deepblocks evaluate: expected square input images, got {input_shape}")
+        raise ValueError(f"expected a model of square images, got input shape {input_shape}")
     (x_train, _), (x_test, y_test), _ = datasets.load_arrays(
         dataset, image_size=args.image_size or height, data_dir=args.data_dir
     )
     if x_test.shape[-1] != channels:
-        raise SystemExit(
-            f"deepblocks evaluate: {dataset} images have {x_test.shape[-1]} channels, "
-            f"the model takes {channels}"
+        raise ValueError(
+            f"{dataset} images have {x_test.shape[-1]} channels, the model takes {channels}: "
+            "evaluate it on the dataset it was trained on (--dataset)"
         )
     if args.limit:
         x_test, y_test = x_test[: args.limit], y_test[: args.limit]
@@ -74,22 +119,27 @@ def load_model(args):
 
     import keras_deepblocks  # noqa: F401  (registers the layers for loading)
     from keras_deepblocks.cli.train import build_model
-    from keras_deepblocks.cli.train import resnet_depth
 
-    if args.model.endswith(".keras") or os.path.exists(args.model):
-        if not os.path.isfile(args.model):
-            raise SystemExit(f"deepblocks evaluate: no model file {args.model!r}")
-        return keras.saving.load_model(args.model), args.dataset or "digits"
-    if resnet_depth(args.model) is None:
-        raise SystemExit(
-            f"deepblocks evaluate: {args.model!r} is neither a .keras file nor a zoo ResNet name"
-        )
+    if is_model_file(args.model):
+        if args.model.endswith(".keras") and not zipfile.is_zipfile(args.model):
+            # Keras would say "File not found" of a file that is there.
+            raise ValueError(
+                f"cannot load the model {args.model!r}: not a .keras file (which is a zip "
+                "archive); it is damaged or of another kind"
+            )
+        try:
+            model = keras.saving.load_model(args.model)
+        except Exception as error:  # whatever the reason, this file does not load
+            kind = OSError if isinstance(error, OSError) else ValueError
+            raise kind(
+                f"cannot load the model {args.model!r}: {type(error).__name__}: {error}"
+            ) from error
+        return model, args.dataset or "digits"
     dataset = args.dataset or "cifar10"
     image_size = args.image_size or 32
-    channels = 1 if dataset in ("digits", "mnist") else 3
     model = build_model(
         args.model,
-        (image_size, image_size, channels),
+        (image_size, image_size, 3),
         100 if dataset == "cifar100" else 10,
         weights=args.weights,
         include_preprocessing=True,

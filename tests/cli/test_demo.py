@@ -18,8 +18,10 @@ def test_demo_trains_both_networks_and_writes_the_plot(tmp_path, capsys):
 
 
 def test_demo_rejects_a_bad_depth(capsys):
-    with pytest.raises(SystemExit, match="--depth must be >= 1"):
+    with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--depth", "0"])
+    assert exit_info.value.code == 2
+    assert "--depth: must be a positive integer, received: 0" in capsys.readouterr().err
 
 
 def test_help_lists_the_subcommands(capsys):

@@ -134,20 +134,6 @@ def test_interrupted_training_resumes_from_backup(tmp_path):
     assert not (tmp_path / "runs" / "backup").exists()  # removed after a finished run
 
 
-def test_train_rejects_bad_arguments(capsys):
-    for argv, message in [
-        (["train", "resnet21"], "6n+2"),
-        (["train", "vgg16"], "unknown model"),
-        (["train", "resnet20", "--depth", "3"], "highway and plain nets"),
-        (["train", "highway_mlp", "--final-survival-probability", "0.5"], "for ResNets"),
-        (["train", "resnet20", "--final-survival-probability", "1.5"], "(0, 1]"),
-        (["train", "resnet20", "--dataset", "imagenet"], "unknown dataset"),
-        (["train", "resnet20", "--epochs", "0"], "--epochs must be >= 1"),
-    ]:
-        with pytest.raises(SystemExit, match=re.escape(message)):
-            main(argv)
-
-
 TF_TWO_CPUS = """
 import sys
 import tensorflow as tf

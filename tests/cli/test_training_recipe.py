@@ -98,3 +98,29 @@ def test_recipe_sgd_steps_match_coupled_l2_through_momentum(rng):
         expected = expected + velocity
         model.train_on_batch(x, y)
         np.testing.assert_allclose(kernel.numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_recompute_batch_norm_statistics_averages_the_final_weights_batch_statistics(rng):
+    from keras_deepblocks.training import recompute_batch_norm_statistics
+
+    model = small_model()
+    bn = model.layers[1]
+    kernel, bias = (w.numpy() for w in model.layers[0].weights)
+    batches = [rng.normal(2.0, 3.0, size=(16, 3)).astype("float32") for _ in range(5)]
+    labels = np.zeros(16, "int32")
+    weights_before = [w.copy() for w in model.get_weights()]
+
+    count = recompute_batch_norm_statistics(model, [(x, labels) for x in batches], max_batches=4)
+
+    assert count == 4
+    hidden = [x @ kernel + bias for x in batches[:4]]  # the BN inputs, computed independently
+    np.testing.assert_allclose(
+        bn.moving_mean.numpy(), np.mean([h.mean(axis=0) for h in hidden], axis=0), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        bn.moving_variance.numpy(), np.mean([h.var(axis=0) for h in hidden], axis=0), rtol=1e-4
+    )
+    assert bn.momentum == pytest.approx(0.99)  # restored
+    trainable = [w.numpy() for w in model.trainable_weights]
+    np.testing.assert_array_equal(trainable[0], weights_before[0])
+    assert recompute_batch_norm_statistics(keras.Sequential([keras.layers.Dense(2)]), []) == 0
