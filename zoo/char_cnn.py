@@ -106,7 +106,7 @@ def char_cnn_highway_encoder(config, weights=None, weights_hash=None, name=None)
     """
     config_name = config if isinstance(config, str) and config in CHAR_CNN_CONFIGS else None
     config = resolve_config(config)
-    path = None if weights is None else _weights_path(weights, config_name, weights_hash)
+    path, downloaded = _weights_path(weights, config_name, weights_hash)
     ids = keras.Input((None, config["max_characters_per_token"]), dtype="int32", name="char_ids")
     x = CharCNN(
         config["filters"],
@@ -122,12 +122,24 @@ def char_cnn_highway_encoder(config, weights=None, weights_hash=None, name=None)
         x = keras.layers.Dense(config["projection_dim"], name="projection")(x)
     encoder = keras.Model(ids, x, name=name or config_name or "char_cnn_highway_encoder")
     if path is not None:
-        load_bilm_weights(encoder, path)
+        try:
+            load_bilm_weights(encoder, path)
+        except DamagedBilmFileError as error:
+            if not downloaded:
+                raise
+            # Without a hash, a damaged download is only found here: do not
+            # leave it in the cache for the next call to trust.
+            os.remove(path)
+            raise BilmWeightsError(
+                f"{error} It was a cached download and has been removed: the next call "
+                "downloads it again."
+            ) from None
     return encoder
 
 
 def resolve_config(config):
     """A complete, checked copy of a char-CNN config (see `char_cnn_highway_encoder`)."""
+    source = ""  # " (from PATH)" in messages about an options file
     if isinstance(config, (str, os.PathLike)):
         if isinstance(config, str) and config in CHAR_CNN_CONFIGS:
             return copy.deepcopy(CHAR_CNN_CONFIGS[config])
@@ -137,33 +149,77 @@ def resolve_config(config):
                 f"`config` must be one of {names}, a dict or an options.json path; "
                 f"got {config!r}, which is neither a known name nor a file."
             )
-        with open(config, encoding="utf-8") as file:
-            config = json.load(file)
+        path = os.fspath(config)
+        config = _read_options(path)
+        source = f" (from {path})"
     if not isinstance(config, dict):
         raise TypeError(f"`config` must be a name, dict or path; got {type(config).__name__}.")
     config = copy.deepcopy(config)
     if "char_cnn" in config:  # a whole ELMo options dict
-        projection_dim = config.get("lstm", {}).get("projection_dim")
+        lstm = config.get("lstm", {})
+        if not isinstance(lstm, dict):
+            raise ValueError(f"`config['lstm']` must be a dict{source}, received: {lstm!r}.")
+        projection_dim = lstm.get("projection_dim")
         config = config["char_cnn"]
+        if not isinstance(config, dict):
+            raise ValueError(
+                f"`config['char_cnn']` must be a dict with the keys {list(_KEYS)}{source}, "
+                f"received: {config!r}."
+            )
         config.setdefault("projection_dim", projection_dim)
     missing = [key for key in _KEYS if key not in config]
     if missing:
-        raise ValueError(f"`config` lacks the key(s) {missing}; it needs {list(_KEYS)}.")
+        raise ValueError(f"`config` lacks the key(s) {missing}{source}; it needs {list(_KEYS)}.")
     config.setdefault("max_characters_per_token", 50)
     config.setdefault("projection_dim", None)
+    embedding = config["embedding"]
+    if not isinstance(embedding, dict) or "dim" not in embedding:
+        raise ValueError(
+            f"`config['embedding']` must be a dict like {{'dim': 16}}{source}, "
+            f"received: {embedding!r}."
+        )
     if config["n_characters"] == 261:
         # bilm-tf trains with 261 ids and adds id 0 for padding at inference.
         config["n_characters"] = 262
-    validation.positive_int(config["n_characters"], "config['n_characters']")
-    validation.positive_int(config["embedding"].get("dim"), "config['embedding']['dim']")
-    validation.positive_int(
-        config["max_characters_per_token"], "config['max_characters_per_token']"
-    )
-    if config["n_highway"] != 0:
-        validation.positive_int(config["n_highway"], "config['n_highway']")
-    if config["projection_dim"] is not None:
-        validation.positive_int(config["projection_dim"], "config['projection_dim']")
+    try:
+        validation.positive_int(config["n_characters"], "config['n_characters']")
+        validation.positive_int(embedding["dim"], "config['embedding']['dim']")
+        validation.positive_int(
+            config["max_characters_per_token"], "config['max_characters_per_token']"
+        )
+        if config["n_highway"] != 0:
+            validation.positive_int(config["n_highway"], "config['n_highway']")
+        if config["projection_dim"] is not None:
+            validation.positive_int(config["projection_dim"], "config['projection_dim']")
+        if not isinstance(config["activation"], str):
+            raise ValueError(
+                "`config['activation']` must be an activation name such as 'relu', "
+                f"received: {config['activation']!r}."
+            )
+    except ValueError as error:
+        raise ValueError(f"{error}{source}") from None
     return config
+
+
+def _read_options(path):
+    """The dict of an options.json file; errors name the file."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            options = json.load(file)
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"`config` file {path} is not UTF-8 text ({error}); expected an ELMo options.json."
+        ) from None
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"`config` file {path} is not valid JSON ({error}); expected an ELMo options.json."
+        ) from None
+    if not isinstance(options, dict):
+        raise ValueError(
+            f"`config` file {path} holds a JSON {type(options).__name__}, not an options "
+            "object like ELMo's options.json."
+        )
+    return options
 
 
 def load_bilm_weights(encoder, path):
@@ -182,14 +238,34 @@ def load_bilm_weights(encoder, path):
     """
     import h5py
 
-    with h5py.File(path, "r") as file:
-        reader = _ArrayReader(file, path)
-        values = _char_cnn_values(reader, encoder.get_layer("char_cnn"))
-        highways = [layer for layer in encoder.layers if isinstance(layer, Highway)]
-        values += _highway_values(reader, highways)
-        values += _projection_values(reader, _optional_layer(encoder, "projection"))
+    path = os.fspath(path)
+    try:
+        with h5py.File(path, "r") as file:
+            reader = _ArrayReader(file, path)
+            values = _char_cnn_values(reader, encoder.get_layer("char_cnn"))
+            highways = [layer for layer in encoder.layers if isinstance(layer, Highway)]
+            values += _highway_values(reader, highways)
+            values += _projection_values(reader, _optional_layer(encoder, "projection"))
+    except BilmWeightsError:
+        raise
+    except FileNotFoundError:
+        raise
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as error:
+        # h5py's messages for a truncated or foreign file do not name it.
+        raise DamagedBilmFileError(
+            f"Could not read the bilm-tf weight file {path}: {type(error).__name__}: {error}. "
+            "It is truncated or not an HDF5 file; get it again."
+        ) from error
     for variable, value in values:
         variable.assign(value)
+
+
+class BilmWeightsError(ValueError):
+    """A bilm-tf weight file is damaged or does not fit the encoder (the message names it)."""
+
+
+class DamagedBilmFileError(BilmWeightsError):
+    """The file itself cannot be read (as opposed to not fitting the config)."""
 
 
 def _char_cnn_values(reader, char_cnn):
@@ -235,19 +311,23 @@ class _ArrayReader:
         self.path = path
 
     def read(self, key, shape):
-        if key not in self.file:
-            raise ValueError(f"bilm-tf weight file {self.path} has no array {key!r}.")
-        array = self.file[key][...]
-        if tuple(array.shape) != tuple(shape):
-            raise ValueError(
-                f"Array {key!r} of {self.path} has shape {tuple(array.shape)}; the encoder "
+        dataset = self.file.get(key)
+        if dataset is None:
+            raise BilmWeightsError(f"bilm-tf weight file {self.path} has no array {key!r}.")
+        if not hasattr(dataset, "shape") or not np.issubdtype(dataset.dtype, np.number):
+            raise BilmWeightsError(
+                f"{key!r} of bilm-tf weight file {self.path} is not a numeric array."
+            )
+        if tuple(dataset.shape) != tuple(shape):
+            raise BilmWeightsError(
+                f"Array {key!r} of {self.path} has shape {tuple(dataset.shape)}; the encoder "
                 f"config needs {tuple(shape)}."
             )
-        return array.astype("float32")
+        return dataset[...].astype("float32")
 
     def expect_absent(self, key, config_key):
         if key in self.file:
-            raise ValueError(
+            raise BilmWeightsError(
                 f"bilm-tf weight file {self.path} holds {key!r}, which the encoder "
                 f"config has no place for: check config[{config_key!r}]."
             )
@@ -261,42 +341,42 @@ def _optional_layer(model, name):
 
 
 def _weights_path(weights, config_name, weights_hash):
+    """`(path, downloaded)` of the weight file `weights` names, `(None, False)` for none."""
+    if weights is None:
+        return None, False
     if weights == "elmo":
         if config_name not in PUBLISHED_ELMO_WEIGHTS:
             names = ", ".join(repr(n) for n in PUBLISHED_ELMO_WEIGHTS)
             raise ValueError(
                 f"`weights='elmo'` needs `config` to be one of {names}; got {config_name!r}."
             )
-        return download(PUBLISHED_ELMO_WEIGHTS[config_name], weights_hash)
+        return download(PUBLISHED_ELMO_WEIGHTS[config_name], weights_hash), True
     if isinstance(weights, str) and "://" in weights:
-        return download(weights, weights_hash)
+        return download(weights, weights_hash), True
     if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
         raise ValueError(
             "`weights` must be None, 'elmo', a URL or the path of a bilm-tf HDF5 file; "
             f"got {weights!r}."
         )
-    return weights
+    return weights, False
 
 
 def download(url, file_hash=None):
-    """`keras.utils.get_file` into `$KERAS_HOME/models/elmo` (default `~/.keras`).
+    """The cached copy of `url` in `$KERAS_HOME/models/elmo` (default `~/.keras`).
 
-    get_file already removes an interrupted download; this also removes a
-    file that fails `file_hash`, so nothing unverified stays in the cache.
+    Downloaded once (see `keras_deepblocks.utils.download.get_file`): checked
+    against `file_hash` (SHA-256) when given, written atomically, and a
+    damaged cached copy is fetched again. Offline, the error names the URL
+    and where to put the file by hand.
     """
-    cache_dir = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    from keras_deepblocks.utils.download import get_file
+
     fname = url.rsplit("/", 1)[-1]
-    try:
-        return keras.utils.get_file(
-            fname,
-            url,
-            file_hash=file_hash,
-            hash_algorithm="sha256",
-            cache_dir=cache_dir,
-            cache_subdir=os.path.join("models", "elmo"),
-        )
-    except ValueError:
-        target = os.path.join(cache_dir, "models", "elmo", fname)
-        if os.path.exists(target):
-            os.remove(target)
-        raise
+    return get_file(
+        url,
+        fname,
+        sha256=file_hash,
+        cache_subdir=os.path.join("models", "elmo"),
+        description="the ELMo weights",
+        local_hint=f"pass `weights='/path/to/{fname}'`",
+    )

@@ -2,22 +2,28 @@
 
 The published checkpoints of the PyTorch reference implementation
 (github.com/akamaster/pytorch_resnet_cifar10, BSD-2-Clause) are downloaded
-with `keras.utils.get_file` into the Keras cache (`$KERAS_HOME/models`,
-`~/.keras/models` by default), checked against their SHA-256, read without
-torch (`converters.torch_checkpoint`), converted to Keras layout once and
-cached next to the checkpoint as `NAME.weights.npz` (arrays keyed by Keras
-variable path, so the same file serves models with or without preprocessing
-or gradient checkpointing). Every file is written under a temporary name and
-renamed when complete: a failed download or conversion leaves nothing behind.
+into the Keras cache (`$KERAS_HOME/models`, `~/.keras/models` by default)
+with `keras_deepblocks.utils.download`, which checks their SHA-256 (and
+fetches a damaged cached copy again), read without torch
+(`converters.torch_checkpoint`), converted to Keras layout once and cached
+next to the checkpoint as `NAME.weights.npz` (arrays keyed by Keras variable
+path, so the same file serves models with or without preprocessing or
+gradient checkpointing). A cached conversion that cannot be read or does not
+fit the network (a damaged file: its zip members carry CRC-32 checksums) is
+converted again. Every file is written under a temporary name and renamed
+when complete: a failed download or conversion leaves nothing behind.
 """
 
 import collections
-import hashlib
 import os
 import tempfile
+import warnings
+import zipfile
+import zlib
 
 import numpy as np
 
+from keras_deepblocks.utils import download
 from keras_deepblocks.zoo.converters import resnet_cifar as converter
 from keras_deepblocks.zoo.converters.torch_checkpoint import load_torch_checkpoint
 
@@ -53,8 +59,13 @@ CHECKPOINTS = {
 }
 
 
-class WeightsUnavailableError(OSError):
-    """Pretrained weights could not be downloaded or verified."""
+# Pretrained weights could not be downloaded or verified (a `ConnectionError`
+# when offline, a `ValueError` too when the download does not match its hash).
+WeightsUnavailableError = download.DownloadError
+
+
+class WeightsFileError(ValueError):
+    """A weights file cannot be read: damaged, truncated or of another kind."""
 
 
 def check_compatible(weights, depth, num_classes, shortcut, preactivation):
@@ -95,12 +106,18 @@ def check_compatible(weights, depth, num_classes, shortcut, preactivation):
 def load_weights(model, weights, depth):
     """Loads `weights` (see `check_compatible`) into a `resnet_cifar` model."""
     if weights == DATASET:
-        path = converted_weights(depth, model)
-        converter.assign_weights(model, read_converted(path), path)
+        load_published(model, depth)
         return
     path = os.fspath(weights)
     if path.endswith(KERAS_SUFFIXES):
-        model.load_weights(path)
+        try:
+            model.load_weights(path)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            # h5py's messages for a damaged file do not name it.
+            raise WeightsFileError(
+                f"Could not load the Keras weights file {path!r} into {model.name!r}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
     elif path.endswith(CONVERTED_SUFFIX):
         converter.assign_weights(model, read_converted(path), path)
     else:
@@ -113,85 +130,88 @@ def convert_checkpoint(path):
     return converter.keras_weights_from_state_dict(state_dict)
 
 
-def converted_weights(depth, model=None):
-    """Path of the converted cached weights for `depth`, made once.
-
-    Downloads the checkpoint if needed. With `model`, the conversion is
-    checked against it before the cache file is written.
-    """
+def load_published(model, depth):
+    """Loads the published weights for `depth`, downloaded and converted once."""
     checkpoint_path = fetch_checkpoint(depth)
-    target = checkpoint_path[: -len(".th")] + CONVERTED_SUFFIX
+    target = converted_path(checkpoint_path)
     if os.path.exists(target):
-        return target
+        try:
+            converter.assign_weights(model, read_converted(target), target)
+            return
+        except ValueError as error:
+            # The checkpoint was just verified by its SHA-256, so a cached
+            # conversion that does not read or fit is damaged: redo it.
+            _remove(target)
+            warnings.warn(
+                f"The cached converted weights {target} were damaged ({error}); the file "
+                f"was removed and is converted again from {checkpoint_path}.",
+                stacklevel=2,
+            )
     weights = convert_checkpoint(checkpoint_path)
-    if model is not None:
-        converter.assign_weights(model, weights, checkpoint_path)
+    converter.assign_weights(model, weights, checkpoint_path)
     write_converted(weights, target)
-    return target
+
+
+def converted_path(checkpoint_path):
+    """Where the conversion of a cached checkpoint is cached."""
+    return os.path.splitext(checkpoint_path)[0] + CONVERTED_SUFFIX
 
 
 def fetch_checkpoint(depth):
     """The verified local copy of the published checkpoint for `depth`."""
-    import keras
-
     entry = CHECKPOINTS[depth]
-    url = BASE_URL + entry.filename
-    cache_dir = cache_directory()
-    target = os.path.join(cache_dir, "models", entry.filename)
-    try:
-        path = keras.utils.get_file(
-            entry.filename,
-            url,
-            file_hash=entry.sha256,
-            hash_algorithm="sha256",
-            cache_subdir="models",
-            cache_dir=cache_dir,
-        )
-    except (Exception, KeyboardInterrupt) as error:
-        # get_file removes a failed download but keeps a corrupted one.
-        _remove(target)
-        if isinstance(error, KeyboardInterrupt):
-            raise
-        raise WeightsUnavailableError(
-            f"Could not get the pretrained ResNet-{depth} weights from {url}: "
-            f"{error}. Without network access, download {entry.filename} on "
-            f"another machine and pass `weights='/path/to/{entry.filename}'`, "
-            f"or put it in {os.path.dirname(target)}."
-        ) from error
-    prefix = entry.filename.rsplit("-", 1)[1][: -len(".th")]
-    digest = sha256(path)
-    if not digest.startswith(prefix):
-        _remove(path)
-        raise WeightsUnavailableError(
-            f"{url} downloaded with SHA-256 {digest}, which does not start with "
-            f"{prefix} as its name promises; the file was deleted."
-        )
-    return path
+    return download.get_file(
+        BASE_URL + entry.filename,
+        entry.filename,
+        sha256=expected_sha256(entry),
+        cache_subdir="models",
+        cache_dir=cache_directory(),
+        description=f"the pretrained ResNet-{depth} weights",
+        local_hint=f"pass `weights='/path/to/{entry.filename}'`",
+    )
+
+
+def expected_sha256(entry):
+    """The full SHA-256, or the 8 hex digits in the file name (its digest's start)."""
+    return entry.sha256 or os.path.splitext(entry.filename)[0].rsplit("-", 1)[1]
 
 
 def cache_directory():
     """`$KERAS_HOME` or `~/.keras`, created; like `get_file`, a temp folder if not writable."""
-    directory = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    try:
-        os.makedirs(os.path.join(directory, "models"), exist_ok=True)
-    except OSError:
-        pass
-    if not os.access(directory, os.W_OK):
-        directory = os.path.join(tempfile.gettempdir(), ".keras")
-    return directory
+    return download.default_cache_dir()
 
 
 def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return download.file_sha256(path)
 
 
 def read_converted(path):
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    """`{keras_variable_path: array}` from a `.weights.npz` file.
+
+    Raises:
+        WeightsFileError: the file is not a readable `.npz` of numeric arrays
+            (the message names it).
+    """
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not arrays by variable path")
+        with data:
+            weights = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise WeightsFileError(
+            f"{path} is not a readable .weights.npz file ({type(error).__name__}: {error})."
+        ) from error
+    odd = [k for k, v in weights.items() if not np.issubdtype(v.dtype, np.number)]
+    if not weights or odd:
+        raise WeightsFileError(
+            f"{path} holds no weights arrays"
+            + (f" ({odd[0]!r} has dtype {weights[odd[0]].dtype})" if odd else "")
+            + "."
+        )
+    return weights
 
 
 def write_converted(weights, target):

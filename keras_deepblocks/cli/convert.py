@@ -103,17 +103,17 @@ def _save(model, weights, output):
 
 
 def _install_in_cache(checkpoint, depth, weights):
+    from keras_deepblocks.utils import download
     from keras_deepblocks.zoo import resnet_cifar_weights as registry
 
     entry = registry.CHECKPOINTS.get(depth)
     if entry is None:
         raise SystemExit(f"deepblocks convert: no published ResNet-{depth} to cache")
-    digest = registry.sha256(checkpoint)
-    expected = entry.sha256 or entry.filename.rsplit("-", 1)[1][: -len(".th")]
-    if not digest.startswith(expected):
+    expected = registry.expected_sha256(entry)
+    if not download.file_matches(checkpoint, expected):
         raise SystemExit(
             f"deepblocks convert: {checkpoint} is not the published {entry.filename} "
-            f"(SHA-256 {digest}); not cached"
+            f"(SHA-256 {download.file_sha256(checkpoint)}); not cached"
         )
     directory = os.path.join(registry.cache_directory(), "models")
     os.makedirs(directory, exist_ok=True)
@@ -126,5 +126,5 @@ def _install_in_cache(checkpoint, depth, weights):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-    registry.write_converted(weights, target[: -len(".th")] + registry.CONVERTED_SUFFIX)
+    registry.write_converted(weights, registry.converted_path(target))
     return target

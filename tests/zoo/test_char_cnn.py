@@ -223,24 +223,101 @@ def test_weights_from_url_check_their_hash(shared_fixtures, tmp_path, monkeypatc
     )
 
 
-def test_published_weights_come_through_get_file(monkeypatch):
+def test_published_weights_offline_say_where_to_put_the_file(tmp_path, monkeypatch):
     requests = []
 
     def offline_get_file(fname, origin, **kwargs):
-        requests.append((fname, origin, kwargs["file_hash"]))
-        raise OSError("offline")
+        # What keras.utils.get_file raises for a URLError (here: no DNS).
+        requests.append((fname, origin))
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -3] name resolution")
 
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setattr(keras.utils, "get_file", offline_get_file)
-    with pytest.raises(OSError, match="offline"):
-        char_cnn_highway_encoder("elmo_small", weights="elmo", weights_hash="ab" * 32)
     stem = "2x1024_128_2048cnn_1xhighway"
-    assert requests == [
-        (
-            f"elmo_{stem}_weights.hdf5",
-            f"https://allennlp.s3.amazonaws.com/models/elmo/{stem}/elmo_{stem}_weights.hdf5",
-            "ab" * 32,
-        )
-    ]
+    fname = f"elmo_{stem}_weights.hdf5"
+    url = f"https://allennlp.s3.amazonaws.com/models/elmo/{stem}/{fname}"
+    with pytest.raises(ConnectionError) as info:
+        char_cnn_highway_encoder("elmo_small", weights="elmo", weights_hash="ab" * 32)
+    assert requests == [(fname, url)]
+    assert str(info.value) == (
+        f"Could not download the ELMo weights from {url}: [Errno -3] name resolution. Without "
+        "network access, download the file on another machine and put it at "
+        f"{tmp_path / 'models' / 'elmo' / fname}, or pass `weights='/path/to/{fname}'`."
+    )
+    assert [p.name for p in (tmp_path / "models" / "elmo").iterdir()] == []
+
+
+def write_bilm_weights(path, seed=0):
+    """A bilm-tf weight file of the FIXTURE_CONFIG shapes, with random arrays."""
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(seed)
+    width = sum(n for _, n in FIXTURE_CONFIG["filters"])
+    arrays = {"char_embed": (261, 4), "CNN_proj/W_proj": (width, 16), "CNN_proj/b_proj": (16,)}
+    for i, (w, n) in enumerate(FIXTURE_CONFIG["filters"]):
+        arrays.update({f"CNN/W_cnn_{i}": (1, w, 4, n), f"CNN/b_cnn_{i}": (n,)})
+    for k in range(FIXTURE_CONFIG["n_highway"]):
+        for part in ("carry", "transform"):
+            arrays[f"CNN_high_{k}/W_{part}"] = (width, width)
+            arrays[f"CNN_high_{k}/b_{part}"] = (width,)
+    with h5py.File(path, "w") as h5:
+        for key, shape in arrays.items():
+            h5[key] = rng.normal(size=shape).astype("float32") * 0.1
+    return path
+
+
+def test_damaged_options_and_weight_files_name_their_path(tmp_path):
+    good = write_bilm_weights(tmp_path / "good.hdf5")
+    files = {
+        "not_json.json": b'{"char_cnn": ',
+        "latin1.json": '{"char_cnn": {"activation": "relu\u00e9"}}'.encode("latin-1"),
+        "list.json": b"[1, 2]",
+        "char_cnn_none.json": json.dumps({"char_cnn": None}).encode(),
+        "lstm_none.json": json.dumps({"char_cnn": FIXTURE_CONFIG, "lstm": None}).encode(),
+        "embedding_4.json": json.dumps({"char_cnn": {**FIXTURE_CONFIG, "embedding": 4}}).encode(),
+        "empty.hdf5": b"",
+        "garbage.hdf5": b"not an HDF5 file\n" * 100,
+        "truncated.hdf5": good.read_bytes()[: good.stat().st_size // 2],
+    }
+    problems = []
+    for name, content in files.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        try:
+            if name.endswith(".json"):
+                char_cnn_highway_encoder(str(path))
+            else:
+                char_cnn_highway_encoder(FIXTURE_CONFIG, weights=str(path))
+            problems.append(f"{name}: loaded")
+        except ValueError as error:
+            if str(path) not in str(error):
+                problems.append(f"{name}: {type(error).__name__}: {error}")
+        except Exception as error:  # noqa: BLE001 - any other type is the failure
+            problems.append(f"{name}: {type(error).__name__}: {error}")
+    assert problems == []
+    for config, message in (
+        ({**FIXTURE_CONFIG, "embedding": 4}, r"`config\['embedding'\]` must be a dict"),
+        ({"char_cnn": None}, r"`config\['char_cnn'\]` must be a dict"),
+        ({**FIXTURE_CONFIG, "activation": None}, r"`config\['activation'\]`"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            char_cnn_highway_encoder(config)
+
+
+def test_a_damaged_download_is_removed_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    server = tmp_path / "server"
+    server.mkdir()
+    served = server / "weights.hdf5"
+    served.write_bytes(b"<html>503 Service Unavailable</html>")  # what a proxy may answer
+    cached = tmp_path / "keras_home" / "models" / "elmo" / "weights.hdf5"
+    with pytest.raises(ValueError, match=f"{cached}.*removed: the next call downloads it again"):
+        char_cnn_highway_encoder(FIXTURE_CONFIG, weights=served.as_uri())
+    assert not cached.exists()
+    write_bilm_weights(served)
+    encoder = char_cnn_highway_encoder(FIXTURE_CONFIG, weights=served.as_uri())
+    reference = char_cnn_highway_encoder(FIXTURE_CONFIG, weights=str(served))
+    for got, expected in zip(encoder.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(got, expected)
 
 
 # --- configs, masking, serialization ----------------------------------------

@@ -1,6 +1,8 @@
 """Published PyTorch ResNet-CIFAR checkpoints in the Keras builders: fidelity, download, refusal."""
 
+import collections
 import hashlib
+import itertools
 import pathlib
 import shutil
 
@@ -72,10 +74,33 @@ def torch_logits(checkpoint_path, depth, images):
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
     network = TorchResNet(depth)
     network.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    return network_logits(network, images)
+
+
+def network_logits(network, images):
     network.eval()
     x = (images.astype(np.float32) / 255.0 - MEAN) / STD
     with torch.no_grad():
         return network(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+
+
+def fine_tuned_resnet20(seed):
+    """A torch ResNet-20 as a user leaves it: random weights, BatchNorm that has seen batches.
+
+    Training-mode passes move the running statistics and count
+    `num_batches_tracked`, which PyTorch >= 0.4.1 saves in the state_dict.
+    """
+    torch.manual_seed(seed)
+    network = TorchResNet(20)
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+        network.train()
+        for _ in range(2):
+            network(torch.rand(4, 3, 32, 32) * 4 - 2)
+    return network
 
 
 def logits(model, images):
@@ -123,8 +148,12 @@ def test_cifar10_without_network_fails_cleanly(tmp_path, monkeypatch):
     keras_home = tmp_path / "keras_home"
     monkeypatch.setenv("KERAS_HOME", str(keras_home))
     monkeypatch.setattr(registry, "BASE_URL", "http://127.0.0.1:9/unreachable/")
-    expected = r"Could not get the pretrained ResNet-20.*weights='/path/to/resnet20-12fca82f\.th'"
-    with pytest.raises(registry.WeightsUnavailableError, match=expected):
+    expected = (
+        r"Could not download the pretrained ResNet-20 weights from http://127\.0\.0\.1:9/"
+        r".*put it at .*keras_home/models/resnet20-12fca82f\.th"
+        r".*weights='/path/to/resnet20-12fca82f\.th'"
+    )
+    with pytest.raises(ConnectionError, match=expected):
         resnet20(weights="cifar10")
     assert _cache_files(keras_home) == []
 
@@ -195,3 +224,112 @@ def test_keras_weights_file_and_converted_file(shared_fixtures, tmp_path):
     registry.write_converted(converted, str(tmp_path / "r20.weights.npz"))
     restored = resnet20(weights=str(tmp_path / "r20.weights.npz"))
     np.testing.assert_array_equal(logits(restored, images), expected)
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_checkpoints_saved_by_modern_pytorch_load(tmp_path, zip_format):
+    """Files written by torch 2.x: num_batches_tracked, DataParallel prefix, wrapped or not."""
+    images = raw_images(3)
+    layouts = itertools.product((False, True), repeat=2)
+    model = previous = None
+    for seed, (data_parallel, wrapped) in enumerate(layouts):
+        network = fine_tuned_resnet20(seed)
+        state = (torch.nn.DataParallel(network) if data_parallel else network).state_dict()
+        assert int(state[("module." if data_parallel else "") + "bn1.num_batches_tracked"]) == 2
+        saved = {"epoch": 3, "state_dict": state, "best_prec1": 40.5} if wrapped else state
+        path = tmp_path / f"fine_tuned_{seed}.pth"
+        torch.save(saved, path, _use_new_zipfile_serialization=zip_format)
+        if model is None:
+            model = resnet20(weights=str(path))
+        else:  # what resnet20(weights=path) does once built, without building again
+            registry.load_weights(model, str(path), 20)
+        expected = network_logits(network, images)
+        np.testing.assert_allclose(logits(model, images), expected, atol=1e-4)
+        # A different network each time: a stale or partial load cannot pass.
+        assert previous is None or np.abs(expected - previous).max() > 0.05
+        previous = expected
+
+
+def test_damaged_weight_files_name_their_path(tmp_path):
+    model = resnet20()
+    model.save_weights(tmp_path / "good.weights.h5")
+    arrays = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
+    registry.write_converted(arrays, str(tmp_path / "good.weights.npz"))
+    torch.save(fine_tuned_resnet20(0).state_dict(), tmp_path / "good.pth")
+
+    def damaged(source, name, edit):
+        data = (tmp_path / source).read_bytes()
+        (tmp_path / name).write_bytes(edit(data))
+        return tmp_path / name
+
+    def flip_middle(data):
+        middle = len(data) // 2
+        return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+
+    paths = [
+        damaged(source, f"{kind}.{source.split('.', 1)[1]}", edit)
+        for source in ("good.weights.h5", "good.weights.npz", "good.pth")
+        for kind, edit in (
+            ("empty", lambda data: b""),
+            ("garbage", lambda data: b"not a weights file\n" * 50),
+            ("truncated", lambda data: data[: len(data) // 2]),
+            ("flipped", flip_middle),
+        )
+    ]
+    problems = []
+    for path in paths:
+        try:
+            registry.load_weights(model, str(path), 20)  # as resnet20(weights=path) does
+            problems.append(f"{path.name}: loaded")
+        except ValueError as error:
+            if str(path) not in str(error):
+                problems.append(f"{path.name}: {error}")
+        except Exception as error:  # noqa: BLE001 - any other type is the failure
+            problems.append(f"{path.name}: {type(error).__name__}: {error}")
+    with pytest.raises(ValueError, match="garbage.weights.h5"):
+        resnet20(weights=str(tmp_path / "garbage.weights.h5"))
+    # A flipped byte inside HDF5 weight data is not detectable (no checksums).
+    assert [p for p in problems if not p.startswith("flipped.weights.h5: loaded")] == []
+
+
+def test_damaged_cache_files_are_fetched_or_converted_again(tmp_path, monkeypatch):
+    # A checkpoint written by torch, served from a local folder, stands for a published one.
+    server = tmp_path / "server"
+    server.mkdir()
+    network = fine_tuned_resnet20(5)
+    checkpoint = server / "resnet20-published.th"
+    state = torch.nn.DataParallel(network).state_dict()
+    # Like the published files (torch 0.3), without num_batches_tracked.
+    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    torch.save({"state_dict": state}, checkpoint, _use_new_zipfile_serialization=False)
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    name = f"resnet20-{digest[:8]}.th"
+    checkpoint.rename(server / name)
+    monkeypatch.setitem(registry.CHECKPOINTS, 20, registry.Checkpoint(name, digest))
+    keras_home = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    _serve(server, monkeypatch)
+    images = raw_images(2)
+    expected = network_logits(network, images)
+    np.testing.assert_allclose(logits(resnet20(weights="cifar10"), images), expected, atol=1e-4)
+    cached = keras_home / "models" / name
+    converted = cached.with_name(name.replace(".th", ".weights.npz"))
+    assert _cache_files(keras_home) == sorted([name, converted.name])
+
+    for damage in (lambda data: b"", lambda data: data[:1000] + b"x" + data[1001:]):
+        converted.write_bytes(damage(converted.read_bytes()))
+        with pytest.warns(UserWarning, match=f"{converted}.*removed and is converted again"):
+            model = resnet20(weights="cifar10")
+        np.testing.assert_allclose(logits(model, images), expected, atol=1e-4)
+        assert registry.read_converted(converted)  # a good file again
+
+    cached.write_bytes(cached.read_bytes()[:-100])  # damaged checkpoint: fetched again
+    np.testing.assert_allclose(logits(resnet20(weights="cifar10"), images), expected, atol=1e-4)
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == digest
+
+    cached.write_bytes(b"")  # damaged and offline: removed, and the message says where to put it
+    monkeypatch.setattr(registry, "BASE_URL", (tmp_path / "offline").as_uri() + "/")
+    expected_message = f"{cached} did not match its SHA-256 and was removed"
+    with pytest.raises(ConnectionError, match=expected_message):
+        resnet20(weights="cifar10")
+    assert _cache_files(keras_home) == [converted.name]
