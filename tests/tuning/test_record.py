@@ -74,6 +74,10 @@ def test_overwrite_refuses_to_delete_a_folder_that_is_no_search(tmp_path):
 
 def test_the_check_loads_without_keras_tuner():
     """`deepblocks tune` refuses a mismatch before loading KerasTuner (and its TensorFlow)."""
-    code = "import sys, keras_deepblocks.tuning.record; print('keras_tuner' in sys.modules)"
+    # As the `deepblocks` process, where the package itself waits with Keras (fast).
+    code = (
+        "import sys; sys.argv[0] = 'deepblocks'; import keras_deepblocks.tuning.record; "
+        "print('keras_tuner' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr[-2000:]
