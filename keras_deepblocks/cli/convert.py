@@ -10,9 +10,12 @@ also installed in the Keras cache so that `resnet56(weights="cifar10")` works
 on a machine without network access.
 """
 
+import errno
 import os
 import shutil
 import tempfile
+
+OUTPUT_SUFFIXES = (".keras", ".weights.h5", ".weights.npz")
 
 
 def add_arguments(parser):
@@ -38,24 +41,28 @@ def add_arguments(parser):
     )
 
 
+def check(args):
+    """Refuses a missing checkpoint or an unwritable output before Keras loads."""
+    from keras_deepblocks.cli import check_output_file
+
+    if os.path.isdir(args.checkpoint):
+        raise ValueError(f"CHECKPOINT must be a file, not the folder {args.checkpoint!r}")
+    if not os.path.isfile(args.checkpoint):
+        raise FileNotFoundError(errno.ENOENT, "No such checkpoint file", args.checkpoint)
+    check_output_file(args.output or _default_output(args.checkpoint), OUTPUT_SUFFIXES)
+
+
 def run(args):
     from keras_deepblocks.zoo import resnet_cifar_weights as registry
     from keras_deepblocks.zoo.resnet_cifar import resnet_cifar
 
-    if not os.path.isfile(args.checkpoint):
-        raise SystemExit(f"deepblocks convert: no such file: {args.checkpoint}")
     output = args.output or _default_output(args.checkpoint)
-    if not output.endswith((".keras", ".weights.h5", ".weights.npz")):
-        raise SystemExit(
-            "deepblocks convert: --output must end in .keras, .weights.h5 or "
-            f".weights.npz, got {output!r}"
-        )
     weights = registry.convert_checkpoint(args.checkpoint)
-    depth, num_classes, shortcut = _architecture(weights)
+    depth, num_classes, shortcut = _architecture(weights, args.checkpoint)
     if args.depth is not None and args.depth != depth:
-        raise SystemExit(
-            f"deepblocks convert: {args.checkpoint} holds a ResNet-{depth}, not "
-            f"the ResNet-{args.depth} asked for with --depth"
+        raise ValueError(
+            f"{args.checkpoint} holds a ResNet-{depth}, not the ResNet-{args.depth} asked for "
+            "with --depth"
         )
     model = resnet_cifar(
         depth,
@@ -75,10 +82,10 @@ def _default_output(checkpoint):
     return os.path.splitext(checkpoint)[0] + ".keras"
 
 
-def _architecture(weights):
+def _architecture(weights, checkpoint):
     units = {path.split("/", 1)[0] for path in weights if path.startswith("layer1_")}
     if "linear/bias" not in weights or not units:
-        raise SystemExit("deepblocks convert: the checkpoint is not a CIFAR ResNet")
+        raise ValueError(f"{checkpoint} holds no CIFAR ResNet (no linear/bias or layer1 units)")
     shortcut = "B" if any("/projection/" in path for path in weights) else "A"
     return 6 * len(units) + 2, int(weights["linear/bias"].shape[0]), shortcut
 
@@ -108,11 +115,11 @@ def _install_in_cache(checkpoint, depth, weights):
 
     entry = registry.CHECKPOINTS.get(depth)
     if entry is None:
-        raise SystemExit(f"deepblocks convert: no published ResNet-{depth} to cache")
+        raise ValueError(f"--cache: there is no published ResNet-{depth} to cache")
     expected = registry.expected_sha256(entry)
     if not download.file_matches(checkpoint, expected):
-        raise SystemExit(
-            f"deepblocks convert: {checkpoint} is not the published {entry.filename} "
+        raise ValueError(
+            f"--cache: {checkpoint} is not the published {entry.filename} "
             f"(SHA-256 {download.file_sha256(checkpoint)}); not cached"
         )
     directory = os.path.join(registry.cache_directory(), "models")

@@ -7,6 +7,7 @@ import pytest
 from keras_deepblocks.cli import main
 from keras_deepblocks.zoo import resnet20
 from keras_deepblocks.zoo import resnet_cifar_weights as registry
+from keras_deepblocks.zoo.converters.resnet_cifar import torch_key
 
 RESNET20 = "resnet20-12fca82f.th"
 
@@ -47,12 +48,42 @@ def test_convert_cache_enables_offline_cifar10_weights(shared_fixtures, tmp_path
     )
 
 
-def test_convert_rejects_wrong_depth_and_unknown_files(shared_fixtures, tmp_path):
+def test_convert_rejects_wrong_depth_and_unknown_files(shared_fixtures, tmp_path, capsys):
     checkpoint = shared_fixtures / "resnet_cifar_torch" / RESNET20
-    with pytest.raises(SystemExit, match="ResNet-20, not the ResNet-56"):
-        main(["convert", str(checkpoint), "-o", str(tmp_path / "x.keras"), "--depth", "56"])
-    with pytest.raises(SystemExit, match="no such file"):
-        main(["convert", str(tmp_path / "missing.th")])
-    with pytest.raises(SystemExit, match="--output must end"):
-        main(["convert", str(checkpoint), "-o", str(tmp_path / "x.onnx")])
+    cases = [
+        (["-o", str(tmp_path / "x.keras"), "--depth", "56"], "ResNet-20, not the ResNet-56"),
+        (["-o", str(tmp_path / "x.onnx")], "--output must end in .keras or .weights.h5"),
+    ]
+    for options, message in cases:
+        assert main(["convert", str(checkpoint), *options]) == 1
+        assert message in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "missing.th")]) == 1
+    assert f"No such checkpoint file: {tmp_path / 'missing.th'}" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_reads_modern_checkpoints_and_names_bad_ones(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    source = resnet20()
+    state = {}  # the reference's layout, as DataParallel in torch >= 0.4.1 saves it
+    for variable in source.weights:
+        key = "module." + torch_key(variable.path)
+        value = keras.ops.convert_to_numpy(variable)
+        value = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T
+        state[key] = torch.from_numpy(np.ascontiguousarray(value))
+        if key.endswith("running_var"):
+            state[key.replace("running_var", "num_batches_tracked")] = torch.tensor(100)
+    torch.save({"epoch": 10, "state_dict": state}, tmp_path / "modern.pth")
+    output = tmp_path / "modern.weights.h5"
+    assert main(["convert", str(tmp_path / "modern.pth"), "-o", str(output)]) == 0
+    images = np.random.default_rng(3).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
+    np.testing.assert_allclose(
+        logits(resnet20(weights=str(output)), images), logits(source, images), atol=1e-6
+    )
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"\x80\x02not a checkpoint" * 10)
+    capsys.readouterr()
+    assert main(["convert", str(bad), "-o", str(tmp_path / "bad.keras")]) == 1
+    error = capsys.readouterr().err
+    assert str(bad) in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.keras").exists()
