@@ -1,7 +1,11 @@
 """Training memory and step time of a CIFAR ResNet with and without gradient checkpointing.
 
-    KERAS_BACKEND=jax python benchmarks/resnet_memory.py                 # GPU target: ResNet-1202, batch 128, <= 4 GiB
-    KERAS_BACKEND=torch python benchmarks/resnet_memory.py --depth 56 --batch-size 32 --steps 3   # CPU
+    KERAS_BACKEND=jax python benchmarks/resnet_memory.py     # GPU target: ResNet-1202, batch 128, <= 4 GiB
+    python benchmarks/resnet_memory.py                       # no GPU: ResNet-20, batch 32
+
+Without an accelerator the defaults shrink to a CPU size (ResNet-20, batch
+32, 3 steps); pass --depth 1202 --batch-size 128 --steps 5 for the GPU target
+anyway. Every measurement runs in a fresh process; this one only reports.
 
 Variants: `plain` is `resnet_cifar(depth)`, `checkpointed` is
 `resnet_cifar(depth, gradient_checkpointing=True)` (each residual unit keeps
@@ -13,7 +17,7 @@ On a GPU it is the device's peak (JAX `memory_stats()["peak_bytes_in_use"]`,
 PyTorch `max_memory_allocated`, TensorFlow `get_memory_info()["peak"]`); on
 a CPU, how far the process's peak resident memory rose above its value
 after building the model (`ru_maxrss`), which also counts compilation.
-Step time: both variants built in this process and timed interleaved.
+Step time: both variants built in one process and timed interleaved.
 The PyTorch reference implementation needs about 16 GB for ResNet-1202 at
 batch 128.
 """
@@ -32,15 +36,69 @@ sys.path.insert(0, os.path.dirname(__file__))
 VARIANTS = ("plain", "checkpointed")
 
 
+# (depth, batch size, steps): the GPU target, and a size a CPU gets through quickly.
+GPU_SIZE = (1202, 128, 5)
+CPU_SIZE = (20, 32, 3)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--depth", type=int, default=1202, help="6n+2 (default: 1202)")
-    parser.add_argument("--batch-size", type=int, default=128, help="default: 128")
-    parser.add_argument("--steps", type=int, default=5, help="training steps per variant (default: 5)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (default: 3)")
+    parser.add_argument(
+        "--depth", type=int, default=None, help="6n+2 (default: 1202 on a GPU, 56 on a CPU)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: 128 on a GPU, 32 on a CPU"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps per variant (default: 5 on a GPU, 3 on a CPU)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved timing rounds (default: 3)"
+    )
     parser.add_argument("--no-timing", action="store_true", help="only measure memory")
-    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=VARIANTS + ("probe", "timing"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def accelerator_present():
+    """Whether the Keras backend sees a GPU (or another accelerator)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return any(device.platform != "cpu" for device in jax.devices())
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def choose_size(args):
+    """Fills in the defaults the user left out: the GPU target, or a CPU size."""
+    if None not in (args.depth, args.batch_size, args.steps):
+        return
+    # In a separate process: a JAX parent that touched the GPU would hold most
+    # of its memory while the workers measure theirs.
+    probe = run_worker("probe", args)
+    size = GPU_SIZE if probe["accelerator"] else CPU_SIZE
+    args.depth = args.depth or size[0]
+    args.batch_size = args.batch_size or size[1]
+    args.steps = args.steps or size[2]
+    if not probe["accelerator"]:
+        print(
+            f"no GPU found ({probe['backend']} backend): CPU-sized defaults, ResNet-{args.depth} "
+            f"at batch {args.batch_size}; the GPU target is --depth {GPU_SIZE[0]} "
+            f"--batch-size {GPU_SIZE[1]} --steps {GPU_SIZE[2]}, far slower on a CPU",
+            flush=True,
+        )
 
 
 def build(variant, args):
@@ -88,6 +146,17 @@ def device_peak_bytes():
 def worker(args):
     import keras
 
+    if args.worker == "probe":
+        result = {"backend": keras.backend.backend(), "accelerator": accelerator_present()}
+        print("RESULT " + json.dumps(result))
+        return
+    if args.worker == "timing":
+        from _timing import interleaved_medians
+
+        steps = {variant: build(variant, args) for variant in VARIANTS}
+        times = interleaved_medians(steps, rounds=args.rounds, repeats=1, warmup=1)
+        print("RESULT " + json.dumps(times))
+        return
     step = build(args.worker, args)
     rss_after_build = rss_peak_bytes()
     for _ in range(args.steps):
@@ -101,27 +170,30 @@ def worker(args):
     print("RESULT " + json.dumps(result))
 
 
+def run_worker(variant, args):
+    """Runs this script as `--worker VARIANT` in a fresh process; returns its RESULT."""
+    command = [sys.executable, __file__, "--worker", variant]
+    for option in ("depth", "batch_size", "steps", "rounds"):
+        value = getattr(args, option)
+        if value is not None:
+            command += ["--" + option.replace("_", "-"), str(value)]
+    output = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
+    if output.returncode or not lines:
+        tail = (output.stderr or output.stdout)[-1500:]
+        raise SystemExit(f"{variant} run failed (exit {output.returncode}):\n{tail}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
 def measure_memory(args):
     results = {}
-    for variant in VARIANTS:
-        command = [
-            sys.executable,
-            __file__,
-            "--worker",
-            variant,
-            "--depth",
-            str(args.depth),
-            "--batch-size",
-            str(args.batch_size),
-            "--steps",
-            str(args.steps),
-        ]
-        output = subprocess.run(command, capture_output=True, text=True, check=False)
-        lines = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
-        if output.returncode or not lines:
-            tail = (output.stderr or output.stdout)[-1500:]
-            raise SystemExit(f"{variant} run failed (exit {output.returncode}):\n{tail}")
-        results[variant] = json.loads(lines[-1][len("RESULT ") :])
+    for index, variant in enumerate(VARIANTS, start=1):
+        print(
+            f"[{index}/{len(VARIANTS) + 1}] peak memory of {variant}: {args.steps} training "
+            "steps in a fresh process ...",
+            flush=True,
+        )
+        results[variant] = run_worker(variant, args)
     return results
 
 
@@ -130,15 +202,17 @@ def main(argv=None):
     if args.worker:
         worker(args)
         return
-    import keras
-
+    # The workers' TensorFlow notices would fill the tail shown when one fails.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    choose_size(args)
     memory = measure_memory(args)
+
     on_device = memory["plain"]["device_peak"] is not None
     key = "device_peak" if on_device else "rss_rise"
     label = "device peak" if on_device else "peak RSS rise"
     print(
         f"ResNet-{args.depth}, batch {args.batch_size}, {args.steps} training steps, "
-        f"backend {keras.backend.backend()}, memory = {label}"
+        f"backend {memory['plain']['backend']}, memory = {label}"
     )
     for variant in VARIANTS:
         print(f"  {variant:<13} {memory[variant][key] / 2**30:8.3f} GiB")
@@ -146,10 +220,12 @@ def main(argv=None):
     print(f"  checkpointed / plain memory: {ratio:.3f}")
     if args.no_timing:
         return
-    from _timing import interleaved_medians
-
-    steps = {variant: build(variant, args) for variant in VARIANTS}
-    times = interleaved_medians(steps, rounds=args.rounds, repeats=1, warmup=1)
+    print(
+        f"[{len(VARIANTS) + 1}/{len(VARIANTS) + 1}] step time: {args.rounds} interleaved rounds "
+        "in a fresh process ...",
+        flush=True,
+    )
+    times = run_worker("timing", args)
     for variant in VARIANTS:
         print(f"  {variant:<13} {times[variant] * 1000:8.1f} ms/step (median, interleaved)")
     print(f"  checkpointed / plain step time: {times['checkpointed'] / times['plain']:.3f}")

@@ -17,6 +17,7 @@ import contextlib
 import importlib
 import math
 import os
+import pickle
 import sys
 import tempfile
 
@@ -32,7 +33,6 @@ EXTRAS = {
     "tensorflow_datasets": "datasets",
     "importlib_resources": "datasets",
     "keras_tuner": "tuner",
-    "sklearn": "datasets",
 }
 # A message longer than this (Keras's can hold a whole model config) is cut.
 MAX_MESSAGE = 600
@@ -89,9 +89,15 @@ def main(argv=None):
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print(f"deepblocks {args.command}: interrupted", file=sys.stderr)
+        resume = (
+            "; the same command resumes after the last finished epoch"
+            if args.command == "train"
+            else ""
+        )
+        print(f"deepblocks {args.command}: interrupted{resume}", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, ImportError) as error:
+    # UnpicklingError: a file that is no checkpoint, or an unsafe one.
+    except (ValueError, TypeError, OSError, ImportError, pickle.UnpicklingError) as error:
         if args.debug:
             raise
         print(f"deepblocks {args.command}: error: {describe(error)}", file=sys.stderr)

@@ -39,9 +39,7 @@ def add_arguments(parser):
         default=-3.0,
         help="initial highway gate bias (default: -3)",
     )
-    parser.add_argument(
-        "--seed", type=nonnegative_int, default=0, help="random seed (default: 0)"
-    )
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
     parser.add_argument(
         "--output",
         default="deepblocks_demo.png",

@@ -7,9 +7,26 @@ from keras_deepblocks.cli import main
 
 def test_demo_trains_both_networks_and_writes_the_plot(tmp_path, capsys):
     output = tmp_path / "curves.png"
-    main(["demo", "--depth", "8", "--width", "16", "--epochs", "2", "--verbose", "0", "--output", str(output)])
+    main(
+        [
+            "demo",
+            "--depth",
+            "8",
+            "--width",
+            "16",
+            "--epochs",
+            "2",
+            "--verbose",
+            "0",
+            "--output",
+            str(output),
+        ]
+    )
     printed = capsys.readouterr().out
-    rows = {m.group(1): m.groups()[1:] for m in re.finditer(r"^(plain|highway)\s+(\d+)\s+(\S+)\s+(\S+)$", printed, re.M)}
+    rows = {
+        m.group(1): m.groups()[1:]
+        for m in re.finditer(r"^(plain|highway)\s+(\d+)\s+(\S+)\s+(\S+)$", printed, re.M)
+    }
     assert set(rows) == {"plain", "highway"}
     for depth, loss, accuracy in rows.values():
         assert depth == "8"

@@ -89,16 +89,56 @@ def test_help_and_argument_errors_load_no_framework(argv, status, error):
 # a folder named like a model file.
 CASES = [
     # Values out of range: refused by the parser (status 2), before anything loads.
-    (["train", "resnet20", "--learning-rate", "-0.1"], 2, "--learning-rate: must be a finite number > 0, received: -0.1"),
-    (["train", "resnet20", "--learning-rate", "nan"], 2, "--learning-rate: must be a finite number > 0, received: nan"),
-    (["demo", "--learning-rate", "nan"], 2, "--learning-rate: must be a finite number > 0, received: nan"),
-    (["demo", "--transform-bias", "inf"], 2, "--transform-bias: must be a finite number, received: inf"),
-    (["train", "resnet20", "--epochs", "0"], 2, "--epochs: must be a positive integer, received: 0"),
-    (["train", "resnet20", "--batch-size", "0"], 2, "--batch-size: must be a positive integer, received: 0"),
-    (["train", "resnet20", "--momentum", "1.5"], 2, "--momentum: must be a finite number >= 0 and < 1"),
-    (["train", "resnet20", "--final-survival-probability", "1.5"], 2, "must be a finite number > 0 and <= 1"),
-    (["evaluate", "{model}", "--limit", "-5"], 2, "--limit: must be a positive integer, received: -5"),
-    (["evaluate", "{model}", "--limit", "0"], 2, "--limit: must be a positive integer, received: 0"),
+    (
+        ["train", "resnet20", "--learning-rate", "-0.1"],
+        2,
+        "--learning-rate: must be a finite number > 0, received: -0.1",
+    ),
+    (
+        ["train", "resnet20", "--learning-rate", "nan"],
+        2,
+        "--learning-rate: must be a finite number > 0, received: nan",
+    ),
+    (
+        ["demo", "--learning-rate", "nan"],
+        2,
+        "--learning-rate: must be a finite number > 0, received: nan",
+    ),
+    (
+        ["demo", "--transform-bias", "inf"],
+        2,
+        "--transform-bias: must be a finite number, received: inf",
+    ),
+    (
+        ["train", "resnet20", "--epochs", "0"],
+        2,
+        "--epochs: must be a positive integer, received: 0",
+    ),
+    (
+        ["train", "resnet20", "--batch-size", "0"],
+        2,
+        "--batch-size: must be a positive integer, received: 0",
+    ),
+    (
+        ["train", "resnet20", "--momentum", "1.5"],
+        2,
+        "--momentum: must be a finite number >= 0 and < 1",
+    ),
+    (
+        ["train", "resnet20", "--final-survival-probability", "1.5"],
+        2,
+        "must be a finite number > 0 and <= 1",
+    ),
+    (
+        ["evaluate", "{model}", "--limit", "-5"],
+        2,
+        "--limit: must be a positive integer, received: -5",
+    ),
+    (
+        ["evaluate", "{model}", "--limit", "0"],
+        2,
+        "--limit: must be a positive integer, received: 0",
+    ),
     (["demo", "--depth", "0"], 2, "--depth: must be a positive integer, received: 0"),
     # Names and combinations: one line, status 1.
     (["train", "vgg16"], 1, "unknown model 'vgg16'"),
@@ -112,22 +152,58 @@ CASES = [
     # Files: missing, garbage, unwritable. Outputs are checked before any training.
     (["evaluate", "{tmp}/missing.keras"], 1, "No such model file: {tmp}/missing.keras"),
     (["evaluate", "{garbage_keras}"], 1, "cannot load the model '{garbage_keras}'"),
-    (["evaluate", "resnet20", "--weights", "{tmp}/missing.th", "--dataset", "cifar10"], 1, "No such weights file: {tmp}/missing.th"),
-    (["evaluate", "resnet20", "--weights", "{garbage_th}", "--dataset", "cifar10"], 1, "{garbage_th}"),
-    (["train", "highway_mlp", "--output", "{file}/m.keras", "--log-dir", "{tmp}/runs"], 1, "--output: cannot write in '{file}'"),
-    (["train", "highway_mlp", "--output", "{tmp}/m.keras", "--log-dir", "{file}/runs"], 1, "--log-dir: cannot write in '{file}/runs'"),
-    (["train", "highway_mlp", "--output", "{tmp}/m.h5"], 1, "--output must end in .keras, received: '{tmp}/m.h5'"),
-    (["train", "highway_mlp", "--output", "{folder}", "--log-dir", "{tmp}/runs"], 1, "--output must be a file, not the folder '{folder}'"),
+    (
+        ["evaluate", "resnet20", "--weights", "{tmp}/missing.th", "--dataset", "cifar10"],
+        1,
+        "No such weights file: {tmp}/missing.th",
+    ),
+    (
+        ["evaluate", "resnet20", "--weights", "{garbage_th}", "--dataset", "cifar10"],
+        1,
+        "{garbage_th}",
+    ),
+    (
+        ["train", "highway_mlp", "--output", "{file}/m.keras", "--log-dir", "{tmp}/runs"],
+        1,
+        "--output: cannot write in '{file}'",
+    ),
+    (
+        ["train", "highway_mlp", "--output", "{tmp}/m.keras", "--log-dir", "{file}/runs"],
+        1,
+        "--log-dir: cannot write in '{file}/runs'",
+    ),
+    (
+        ["train", "highway_mlp", "--output", "{tmp}/m.h5"],
+        1,
+        "--output must end in .keras, received: '{tmp}/m.h5'",
+    ),
+    (
+        ["train", "highway_mlp", "--output", "{folder}", "--log-dir", "{tmp}/runs"],
+        1,
+        "--output must be a file, not the folder '{folder}'",
+    ),
     (["demo", "--output", "{tmp}/curves.xyz"], 1, "--output must end in an image extension"),
     (["demo", "--output", "{file}/curves.png"], 1, "--output: cannot write in '{file}'"),
     # No network: the published weights cannot be downloaded (KERAS_HOME is empty).
     (["evaluate", "resnet56", "--dataset", "cifar10"], 1, "Could not download"),
     # Optional extras that are not installed (hidden from this process).
-    (["train", "resnet20", "--dataset", "cifar10", "--log-dir", "{tmp}/runs", "--output", "{tmp}/r.keras"], 1,  "keras-deepblocks[datasets]"),
+    (
+        [
+            "train",
+            "resnet20",
+            "--dataset",
+            "cifar10",
+            "--log-dir",
+            "{tmp}/runs",
+            "--output",
+            "{tmp}/r.keras",
+        ],
+        1,
+        "keras-deepblocks[datasets]",
+    ),
 ]
 
-RUNNER = textwrap.dedent(
-    """
+RUNNER = textwrap.dedent("""
     import contextlib, io, json, sys, traceback
     sys.modules["tensorflow_datasets"] = None  # as if the [datasets] extra were not installed
     from keras_deepblocks.cli import main
@@ -143,8 +219,7 @@ RUNNER = textwrap.dedent(
                 status = "uncaught: " + traceback.format_exc()
         results.append([status, stderr.getvalue()])
     print(json.dumps(results))
-    """
-)
+    """)
 
 
 def test_user_errors_print_one_line_and_exit_non_zero(tmp_path):

@@ -39,8 +39,25 @@ def test_train_warms_deep_resnets_up_as_the_paper_does():
     assert warmup(["resnet110"], 64000) == 400
     assert warmup(["resnet1202"], 64000) == 400
     assert warmup(["resnet56"], 64000) == 0
-    assert warmup(["resnet110"], 100) == 0  # a smoke run too short for it
+    assert warmup(["resnet110"], 1601) == 400
     assert warmup(["resnet20", "--warmup-steps", "7"], 100) == 7
+    # Short runs (smoke runs) warm up for their first fifth, whatever the model.
+    assert warmup(["resnet110"], 90) == 18
+    assert warmup(["resnet20"], 1600) == 320
+    assert warmup(["highway_mlp"], 3) == 0
+
+
+def test_digits_get_their_own_batch_size_and_learning_rate():
+    from keras_deepblocks.cli import build_parser
+    from keras_deepblocks.cli.train import apply_dataset_defaults
+
+    def defaults(argv):
+        args = apply_dataset_defaults(build_parser().parse_args(["train", *argv]))
+        return args.batch_size, args.learning_rate
+
+    assert defaults(["resnet20"]) == (16, 0.05)
+    assert defaults(["resnet20", "--dataset", "cifar10"]) == (128, 0.1)  # the paper's
+    assert defaults(["resnet20", "--batch-size", "64", "--learning-rate", "0.2"]) == (64, 0.2)
 
 
 def test_step_decay_rejects_bad_milestones():
