@@ -266,6 +266,9 @@ def resource_attacks():
             legacy_file(b"\x80\x04\x8e" + struct.pack("<Q", 2**40) + b"abc."),
             "not a readable",
         ),
+        # 5 bytes that make the C unpickler allocate and zero a 128 MiB memo table
+        # (LONG_BINPUT 10**9: 16 GB).
+        "huge_memo_index": (legacy_file(pickled(b"N" + b"r" + struct.pack("<I", 2**23))), "memo"),
         "cycle": (legacy_file(pickled(b"]q\x00h\x00a")), "contains itself"),
         "two_dtypes_one_storage": (
             legacy_with_storage(
@@ -333,15 +336,23 @@ def test_shared_references_stay_shared_and_cheap(tmp_path):
     assert loaded[0] is loaded[1] and loaded[0][0] is loaded[1][1]
 
 
-@pytest.mark.parametrize("zip_format", [False, True])
-def test_damaged_checkpoints_raise_only_checkpoint_errors(tmp_path, zip_format):
+@pytest.mark.parametrize("layout", ["legacy", "zip", "deflated_zip"])
+def test_damaged_checkpoints_raise_only_checkpoint_errors(tmp_path, layout):
     """Truncations and bit flips: a correct load or one of our two errors, nothing else."""
     source = tmp_path / "source.th"
     state = sample_state()
     state["state_dict"]["bn.num_batches_tracked"] = torch.tensor(7)
-    torch.save(state, source, _use_new_zipfile_serialization=zip_format)
+    torch.save(state, source, _use_new_zipfile_serialization=layout != "legacy")
     data = source.read_bytes()
-    rng = np.random.default_rng(zip_format)
+    if layout == "deflated_zip":  # torch stores; a user may re-zip with compression
+        with zipfile.ZipFile(source) as original, zipfile.ZipFile(
+            tmp_path / "deflated.th", "w", zipfile.ZIP_DEFLATED
+        ) as deflated:
+            for name in original.namelist():
+                deflated.writestr(name, original.read(name))
+        data = (tmp_path / "deflated.th").read_bytes()
+        assert_same_as_torch(tmp_path / "deflated.th")
+    rng = np.random.default_rng(len(layout))
     damaged = [data[:cut] for cut in np.linspace(0, len(data) - 1, 60).astype(int)]
     for position in rng.integers(0, len(data), 150):
         flipped = bytearray(data)

@@ -34,14 +34,22 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import reprlib
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
+try:
+    import lzma
+except ImportError:  # Python built without it: zipfile cannot read LZMA members either
+    lzma = None
+
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
+ZIP_MAGIC = b"PK\x03\x04"
 
 STORAGE_DTYPES = {
     "FloatStorage": np.float32,
@@ -100,13 +108,12 @@ def load_torch_checkpoint(path):
         OSError: the file cannot be read.
     """
     path = os.fspath(path)
-    file_size = os.path.getsize(path)
     with open(path, "rb") as file:
-        is_zip = zipfile.is_zipfile(file)
-        file.seek(0)
-        if not is_zip:
-            return _load_legacy(file, path, file_size)
-    return _load_zip(path, file_size)
+        # As torch.load decides: a zip checkpoint starts with a local file header.
+        if file.read(4) != ZIP_MAGIC:
+            file.seek(0)
+            return _load_legacy(file.read(), path)
+    return _load_zip(path, os.path.getsize(path))
 
 
 class _Frozen:
@@ -339,9 +346,39 @@ _UNPICKLING_ERRORS = (
 )
 
 
-def _unpickle(file, path, storages=None):
+_MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
+# Protocol 5's out-of-band buffers: torch never writes them (it pickles with protocol 2).
+_BUFFER_OPCODES = {"BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"}
+
+
+def _scan(stream):
+    """Walks the opcodes of the pickle at `stream`'s position without running any.
+
+    The C unpickler trusts sizes in the stream: `LONG_BINPUT 1000000000`
+    (5 bytes) makes it allocate and zero a 16 GB memo table, and a long
+    `BINBYTES8` is allocated before it is found to be truncated. pickletools
+    reads arguments only as far as the stream holds them; memo indices must
+    stay below the number of opcodes so far, as a pickler numbers them.
+    Leaves `stream` where it was.
+    """
+    start = stream.tell()
+    count = 0
     try:
-        return _RestrictedUnpickler(file, path, {} if storages is None else storages).load()
+        for opcode, arg, _ in pickletools.genops(stream):
+            count += 1
+            if opcode.name in _MEMO_PUTS and not 0 <= arg <= count:
+                raise _Malformed(f"its pickle stores memo entry {arg} after {count} opcodes.")
+            if opcode.name in _BUFFER_OPCODES:
+                raise _Refused(f"its pickle uses out-of-band buffers ({opcode.name}).")
+    except ValueError as error:  # a truncated argument, an unknown opcode, no STOP
+        raise _Malformed(_short(str(error))) from None
+    stream.seek(start)
+
+
+def _unpickle(stream, path, storages=None):
+    try:
+        _scan(stream)
+        return _RestrictedUnpickler(stream, path, {} if storages is None else storages).load()
     except (UnsafeCheckpointError, CheckpointFormatError):
         raise
     except _Refused as error:
@@ -360,7 +397,8 @@ def _unpickle(file, path, storages=None):
         ) from None
 
 
-def _load_legacy(file, path, file_size):
+def _load_legacy(data, path):
+    file = io.BytesIO(data)  # shares `data`; every read is bounded by the file's bytes
     magic = _unpickle(file, path)
     if type(magic) is not int or magic != LEGACY_MAGIC_NUMBER:
         raise CheckpointFormatError(
@@ -391,13 +429,14 @@ def _load_legacy(file, path, file_size):
             raise CheckpointFormatError(
                 f"{path}: {storage!r} is stored with {count} elements."
             )
-        left = file_size - file.tell()
-        if storage.nbytes > left:
+        start = file.tell()
+        if storage.nbytes > len(data) - start:
             raise CheckpointFormatError(
                 f"{path} is truncated: {storage!r} needs {storage.nbytes} bytes, "
-                f"{left} are left in the file."
+                f"{len(data) - start} are left in the file."
             )
-        storage.set_data(_read_exactly(file, storage.nbytes, path))
+        storage.set_data(memoryview(data)[start : start + storage.nbytes])
+        file.seek(start + storage.nbytes)
     return _materialize(result, path, storages)
 
 
@@ -427,16 +466,30 @@ def _load_zip(path, file_size):
                     )
                 budget = _check_inflation(info, storage, budget, path)
                 storage.set_data(archive.read(info))
-    except (UnsafeCheckpointError, CheckpointFormatError):
+    except (UnsafeCheckpointError, CheckpointFormatError, FileNotFoundError, PermissionError):
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, RuntimeError,
-            NotImplementedError, ValueError, struct.error, OverflowError) as error:
-        # RuntimeError: an encrypted member; NotImplementedError: an unknown
-        # compression method; BadZipFile: a CRC or header mismatch.
+    except _ZIP_ERRORS as error:
         raise CheckpointFormatError(
             f"{path} is a damaged zip checkpoint: {type(error).__name__}: {_short(str(error))}"
         ) from None
     return _materialize(result, path, storages)
+
+
+# BadZipFile: a bad header or CRC; RuntimeError: an encrypted member;
+# NotImplementedError: an unknown compression method; zlib.error, OSError (bz2)
+# and LZMAError: a damaged compressed member.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+    OSError,
+    struct.error,
+    OverflowError,
+    zlib.error,
+) + ((lzma.LZMAError,) if lzma else ())
 
 
 def _check_inflation(info, storage, budget, path):
