@@ -124,7 +124,12 @@ def highway_conv_net(
 
 
 def plain_conv_net(
-    input_shape, num_classes, depth=9, filters=(16, 32, 64), activation="relu", name="plain_conv_net"
+    input_shape,
+    num_classes,
+    depth=9,
+    filters=(16, 32, 64),
+    activation="relu",
+    name="plain_conv_net",
 ):
     """The plain counterpart of `highway_conv_net`: 3x3 convolutions in place of highway layers."""
     return _conv_net(

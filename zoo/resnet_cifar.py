@@ -102,9 +102,7 @@ def resnet_cifar(
     if weights is not None:
         from keras_deepblocks.zoo import resnet_cifar_weights
 
-        resnet_cifar_weights.check_compatible(
-            weights, depth, num_classes, shortcut, preactivation
-        )
+        resnet_cifar_weights.check_compatible(weights, depth, num_classes, shortcut, preactivation)
 
     channel_axis = -1 if data_format == "channels_last" else 1
     input_shape = _checked_input_shape(input_shape, data_format, include_preprocessing)
@@ -153,9 +151,7 @@ def resnet_cifar(
         x = _batch_norm(channel_axis, "final_bn")(x)
         x = keras.layers.ReLU(name="final_relu")(x)
     x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="avgpool")(x)
-    outputs = keras.layers.Dense(
-        num_classes, activation=classifier_activation, name="linear"
-    )(x)
+    outputs = keras.layers.Dense(num_classes, activation=classifier_activation, name="linear")(x)
     model = keras.Model(inputs, outputs, name=name or f"resnet{depth}")
 
     if weights is not None:
@@ -263,6 +259,4 @@ def _residual_unit(unit_kwargs, gradient_checkpointing):
 
 
 def _batch_norm(channel_axis, name):
-    return keras.layers.BatchNormalization(
-        axis=channel_axis, momentum=0.9, epsilon=1e-5, name=name
-    )
+    return keras.layers.BatchNormalization(axis=channel_axis, momentum=0.9, epsilon=1e-5, name=name)

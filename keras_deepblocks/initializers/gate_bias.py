@@ -43,7 +43,5 @@ class GateBias(keras.initializers.Initializer):
     def get_config(self):
         return {
             "gate_value": self.gate_value,
-            "transform_initializer": keras.initializers.serialize(
-                self.transform_initializer
-            ),
+            "transform_initializer": keras.initializers.serialize(self.transform_initializer),
         }

@@ -117,9 +117,7 @@ class CharCNN(keras.layers.Layer):
                 "embedding_dim": self.embedding_dim,
                 "num_characters": self.num_characters,
                 "activation": keras.activations.serialize(self.activation),
-                "embeddings_initializer": keras.initializers.serialize(
-                    self.embeddings_initializer
-                ),
+                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )

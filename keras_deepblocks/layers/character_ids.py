@@ -85,9 +85,7 @@ class CharacterIds(keras.layers.Layer):
                 "scheme (two word markers and one character); received: "
                 f"{max_characters_per_token!r}."
             )
-        self.sentence_boundaries = validation.boolean(
-            sentence_boundaries, "sentence_boundaries"
-        )
+        self.sentence_boundaries = validation.boolean(sentence_boundaries, "sentence_boundaries")
         # Strings and Python lists go to `call` untouched: only TF holds strings.
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True

@@ -1,6 +1,7 @@
 import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_deepblocks.initializers import FusedKernel
@@ -65,7 +66,8 @@ class Highway(keras.layers.Layer):
         bias_constraint=None,
         **kwargs,
     ):
-        reject_width_argument("Highway", "units", "width", "Dense({})", activation, kwargs)
+        habit = activation if is_number(activation) else None
+        reject_width_argument("Highway", "units", "width", "Dense({})", kwargs, habit)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.activation = validation.keras_object(activation, "activation", "activation")
         self.transform_bias = validation.finite_float(transform_bias, "transform_bias")
@@ -130,24 +132,28 @@ def gated_mix(inputs, transformed, gate_logits):
     return ops.subtract(inputs, ops.multiply(gate, ops.subtract(inputs, transformed)))
 
 
-def reject_width_argument(layer_name, width_name, what, fix, activation, kwargs):
+def reject_width_argument(layer_name, width_name, what, fix, kwargs, habit=None):
     """A clear error for the Dense/Conv2D habit of giving a highway layer a width.
 
     A highway layer adds its transform to its input, so it keeps the input's
-    `what` (width, channels); `Highway(50)` would otherwise fail as an unknown
-    activation `50`. `fix` formats the layer to put before it, e.g. `"Dense({})"`.
+    `what` (width, channels): `Highway(50)` would otherwise fail as an unknown
+    activation `50`. `habit` is the value such a call put where the width goes
+    (or `None`); `fix` formats the layer to put before, e.g. `"Dense({})"`.
     """
     if width_name in kwargs:
-        received = kwargs[width_name]
-    elif isinstance(activation, numbers.Number):
-        received = activation
-    else:
+        habit = kwargs[width_name]
+    if habit is None:
         return
     raise TypeError(
         f"{layer_name} keeps the {what} of its input and takes no `{width_name}` argument, "
-        f"received: {received!r}. To change the {what}, put a layer before it, e.g. "
-        f"`{fix.format(received)}` then `{layer_name}()`."
+        f"received: {habit!r}. To change the {what}, put a layer before it, e.g. "
+        f"`{fix.format(habit)}` then `{layer_name}()`."
     )
+
+
+def is_number(value):
+    """Whether `value` is a number, the sign of a width given as first argument."""
+    return isinstance(value, numbers.Number) and not isinstance(value, (bool, np.bool_))
 
 
 def set_weight_args(

@@ -5,6 +5,7 @@ from keras_deepblocks.initializers import FusedKernel
 from keras_deepblocks.initializers import GateBias
 from keras_deepblocks.utils import validation
 from keras_deepblocks.layers.highway import gated_mix
+from keras_deepblocks.layers.highway import is_number
 from keras_deepblocks.layers.highway import reject_width_argument
 from keras_deepblocks.layers.highway import set_weight_args
 from keras_deepblocks.layers.highway import weight_args_config
@@ -63,10 +64,10 @@ class HighwayConv2D(keras.layers.Layer):
         bias_constraint=None,
         **kwargs,
     ):
+        # `HighwayConv2D(16, 3)`, as `Conv2D(filters, kernel_size)`.
+        habit = kernel_size if is_number(activation) else None
         conv_before = 'Conv2D({}, 3, padding="same")'
-        reject_width_argument(
-            "HighwayConv2D", "filters", "channels", conv_before, activation, kwargs
-        )
+        reject_width_argument("HighwayConv2D", "filters", "channels", conv_before, kwargs, habit)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.kernel_size = _kernel_size(kernel_size)
         self.dilation_rate = validation.positive_pair(dilation_rate, "dilation_rate")
@@ -89,9 +90,7 @@ class HighwayConv2D(keras.layers.Layer):
         return -1 if self.data_format == "channels_last" else 1
 
     def build(self, input_shape):
-        channels = validation.known_channels(
-            input_shape, self._channel_axis, "HighwayConv2D"
-        )
+        channels = validation.known_channels(input_shape, self._channel_axis, "HighwayConv2D")
         self.kernel = self.add_weight(
             name="kernel",
             shape=(*self.kernel_size, channels, 2 * channels),
@@ -106,9 +105,7 @@ class HighwayConv2D(keras.layers.Layer):
             regularizer=self.bias_regularizer,
             constraint=self.bias_constraint,
         )
-        self.input_spec = keras.layers.InputSpec(
-            ndim=4, axes={self._channel_axis: channels}
-        )
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={self._channel_axis: channels})
 
     def call(self, inputs):
         if inputs.shape[0] == 0:

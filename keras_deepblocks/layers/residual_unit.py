@@ -126,20 +126,14 @@ class ResidualUnit(keras.layers.Layer):
         self.epsilon = validation.float_in_range(epsilon, "epsilon", 0.0, low_open=True)
         self.data_format = validation.data_format(data_format)
         self.survival_probability = (
-            None
-            if survival_probability is None
-            else survival_probability_arg(survival_probability)
+            None if survival_probability is None else survival_probability_arg(survival_probability)
         )
         self.drop_mode = validation.one_of(drop_mode, "drop_mode", DROP_MODES)
         self.rescale = validation.one_of(rescale, "rescale", RESCALE_MODES)
-        self.skip_strategy = validation.one_of(
-            skip_strategy, "skip_strategy", SKIP_STRATEGIES
-        )
+        self.skip_strategy = validation.one_of(skip_strategy, "skip_strategy", SKIP_STRATEGIES)
         self.seed = validation.seed(seed)
         self.seed_generator = (
-            None
-            if self.survival_probability is None
-            else keras.random.SeedGenerator(self.seed)
+            None if self.survival_probability is None else keras.random.SeedGenerator(self.seed)
         )
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
@@ -152,13 +146,9 @@ class ResidualUnit(keras.layers.Layer):
         return -1 if self.data_format == "channels_last" else 1
 
     def build(self, input_shape):
-        channels = validation.known_channels(
-            input_shape, self._channel_axis, "ResidualUnit"
-        )
+        channels = validation.known_channels(input_shape, self._channel_axis, "ResidualUnit")
         self.input_channels = channels
-        self.has_identity_shortcut = (
-            self.strides == 1 and channels == self.output_channels
-        )
+        self.has_identity_shortcut = self.strides == 1 and channels == self.output_channels
         if (
             not self.has_identity_shortcut
             and self.shortcut == "A"
@@ -182,18 +172,14 @@ class ResidualUnit(keras.layers.Layer):
         self.branch.build(input_shape)
         if self.projection is not None:
             self.projection.build(input_shape)
-        self.input_spec = keras.layers.InputSpec(
-            ndim=4, axes={self._channel_axis: channels}
-        )
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={self._channel_axis: channels})
 
     def call(self, inputs, training=None):
         training = validation.training(training)
         # Pre-activation units feed the pre-activated input to a shortcut that
         # changes shape, and the raw input to an identity shortcut; then the
         # pre-activation belongs to the branch alone (and is skipped with it).
-        shared_preactivation = (
-            self.preact_norm is not None and not self.has_identity_shortcut
-        )
+        shared_preactivation = self.preact_norm is not None and not self.has_identity_shortcut
         branch_input = inputs
         if shared_preactivation:
             branch_input = self._preactivate(inputs, training)
@@ -245,12 +231,8 @@ class ResidualUnit(keras.layers.Layer):
                 "bottleneck": self.bottleneck,
                 "preactivation": self.preactivation,
                 "shortcut": self.shortcut,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "momentum": self.momentum,
                 "epsilon": self.epsilon,
                 "data_format": self.data_format,
@@ -268,9 +250,7 @@ class ResidualUnit(keras.layers.Layer):
             return inputs
         if self.projection is not None:
             return self.projection(inputs, training=training)
-        return option_a_shortcut(
-            inputs, self.output_channels, self.strides, self.data_format
-        )
+        return option_a_shortcut(inputs, self.output_channels, self.strides, self.data_format)
 
     def _branch_layers(self):
         """Layers of `F`, after the shared pre-activation if there is one."""
@@ -344,4 +324,3 @@ def option_a_shortcut(inputs, output_channels, strides, data_format):
     padding = [[0, 0]] * 4
     padding[channel_axis] = [extra // 2, extra - extra // 2]
     return ops.pad(inputs, padding)
-

@@ -29,8 +29,7 @@ def linear_decay(block_index, num_blocks, final_survival_probability=0.5):
     block_index = validation.positive_int(block_index, "block_index")
     if block_index > num_blocks:
         raise ValueError(
-            f"`block_index` must be in [1, num_blocks={num_blocks}], "
-            f"got {block_index}."
+            f"`block_index` must be in [1, num_blocks={num_blocks}], " f"got {block_index}."
         )
     final = survival_probability_arg(final_survival_probability, "final_survival_probability")
     return 1.0 - block_index / num_blocks * (1.0 - final)

@@ -96,9 +96,7 @@ class StochasticDepth(keras.layers.Layer):
         self.survival_probability = survival_probability_arg(survival_probability)
         self.drop_mode = validation.one_of(drop_mode, "drop_mode", DROP_MODES)
         self.rescale = validation.one_of(rescale, "rescale", RESCALE_MODES)
-        self.skip_strategy = validation.one_of(
-            skip_strategy, "skip_strategy", SKIP_STRATEGIES
-        )
+        self.skip_strategy = validation.one_of(skip_strategy, "skip_strategy", SKIP_STRATEGIES)
         self.seed = validation.seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 

@@ -45,9 +45,13 @@ def finite_float(value, name):
     """`value` as a Python float; a `TypeError`/`ValueError` naming `name` otherwise."""
     if _is_bool(value) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a finite number, {_received(value)}.")
-    if not math.isfinite(value):
+    try:
+        as_float = float(value)
+    except OverflowError:  # an int beyond float range
+        as_float = math.inf
+    if not math.isfinite(as_float):
         raise ValueError(f"`{name}` must be a finite number, received: {value!r}.")
-    return float(value)
+    return as_float
 
 
 def float_in_range(value, name, low=None, high=None, *, low_open=False, high_open=False):
@@ -106,11 +110,12 @@ def positive_pair(value, name, odd=False):
         and not _is_bool(value)
     )
     kind = "positive odd integer" if odd else "positive integer"
+    allowed = f"a {kind} or a tuple of 2 {kind}s"
     if not valid:
-        raise ValueError(f"`{name}` must be a {kind} or a tuple of 2, {_received(value)}.")
+        raise ValueError(f"`{name}` must be {allowed}, {_received(value)}.")
     pair = tuple(int(v) for v in pair)
     if not all(v > 0 and (v % 2 or not odd) for v in pair):
-        raise ValueError(f"`{name}` must be a {kind} or a tuple of 2, received: {value!r}.")
+        raise ValueError(f"`{name}` must be {allowed}, received: {value!r}.")
     return pair
 
 

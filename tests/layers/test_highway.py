@@ -16,7 +16,9 @@ def numpy_highway(x, kernel, bias, activation=lambda z: np.maximum(z, 0)):
 
 
 def randomize(layer, rng, scale=0.5):
-    layer.set_weights([rng.normal(0, scale, w.shape).astype("float32") for w in layer.get_weights()])
+    layer.set_weights(
+        [rng.normal(0, scale, w.shape).astype("float32") for w in layer.get_weights()]
+    )
 
 
 @pytest.mark.parametrize("shape", [(4, 8), (3, 5, 6), (2, 3, 4, 7)])
@@ -38,7 +40,10 @@ def test_custom_activation_matches_numpy(rng):
     randomize(layer, rng)
     kernel, bias = layer.get_weights()
     np.testing.assert_allclose(
-        ops.convert_to_numpy(layer(x)), numpy_highway(x, kernel, bias, np.tanh), rtol=1e-5, atol=1e-5
+        ops.convert_to_numpy(layer(x)),
+        numpy_highway(x, kernel, bias, np.tanh),
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 
@@ -66,7 +71,9 @@ def test_gate_bias_extremes_give_identity_and_transform(rng):
 
 def test_gradients_stay_finite_through_200_layers(rng):
     # A gate bias of -4 is the paper's range for very deep stacks.
-    model = keras.Sequential([keras.Input((16,))] + [Highway(transform_bias=-4.0) for _ in range(200)])
+    model = keras.Sequential(
+        [keras.Input((16,))] + [Highway(transform_bias=-4.0) for _ in range(200)]
+    )
     x = rng.normal(size=(8, 16)).astype("float32")
     grads = _gradients(model, x)
     norms = [np.linalg.norm(g) for g in grads]
@@ -108,11 +115,29 @@ def _gradients(model, x):
         ({"transform_bias": "low"}, TypeError, "transform_bias"),
         ({"transform_bias": float("nan")}, ValueError, "transform_bias"),
         ({"activation": "no-such-activation"}, ValueError, "no-such-activation"),
+        ({"activation": True}, ValueError, "`activation`"),
+        ({"transform_bias": np.float32("inf")}, ValueError, "transform_bias"),
+        ({"kernel_initializer": None}, ValueError, "`kernel_initializer`"),
+        ({"bias_initializer": "nope"}, ValueError, "`bias_initializer`.*nope"),
+        ({"kernel_regularizer": 3}, ValueError, "`kernel_regularizer`"),
+        ({"bias_constraint": "nope"}, ValueError, "`bias_constraint`"),
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs, error, match):
     with pytest.raises(error, match=match):
         Highway(**kwargs)
+
+
+@pytest.mark.parametrize("args, kwargs", [((50,), {}), ((50.0,), {}), ((), {"units": 50})])
+def test_dense_habit_says_that_the_width_is_kept(args, kwargs):
+    with pytest.raises(TypeError, match=r"keeps the width of its input.*`Dense\(50(\.0)?\)`"):
+        Highway(*args, **kwargs)
+
+
+def test_empty_batch_gives_empty_output():
+    # TensorFlow's `ops.add` turned the gated sum into a BiasAdd, which failed on it.
+    for shape in [(0, 4), (0, 3, 4), (3, 0, 4)]:
+        assert tuple(Highway()(np.zeros(shape, "float32")).shape) == shape
 
 
 def test_rank_one_input_is_rejected():

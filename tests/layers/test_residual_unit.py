@@ -17,7 +17,11 @@ class TorchResidualUnit(nn.Module):
         super().__init__()
         out_channels = filters * (4 if bottleneck else 1)
         if bottleneck:
-            shapes = [(in_channels, filters, 1, 1), (filters, filters, 3, stride), (filters, out_channels, 1, 1)]
+            shapes = [
+                (in_channels, filters, 1, 1),
+                (filters, filters, 3, stride),
+                (filters, out_channels, 1, 1),
+            ]
         else:
             shapes = [(in_channels, filters, 3, stride), (filters, filters, 3, 1)]
         self.convs = nn.ModuleList(
@@ -86,7 +90,9 @@ def randomize_and_copy_norm(keras_norm, torch_norm, rng):
     gamma, beta = rng.uniform(0.5, 1.5, channels), rng.normal(0, 0.2, channels)
     mean, var = rng.normal(0, 0.2, channels), rng.uniform(0.5, 1.5, channels)
     keras_norm.set_weights([a.astype("float32") for a in (gamma, beta, mean, var)])
-    for name, value in zip(("weight", "bias", "running_mean", "running_var"), (gamma, beta, mean, var)):
+    for name, value in zip(
+        ("weight", "bias", "running_mean", "running_var"), (gamma, beta, mean, var)
+    ):
         getattr(torch_norm, name).data = torch.tensor(value, dtype=torch.float32)
 
 
@@ -104,14 +110,22 @@ CASES = [
 
 @pytest.mark.parametrize("preactivation", [False, True], ids=["post", "pre"])
 @pytest.mark.parametrize("in_channels, filters, strides, bottleneck, shortcut", CASES)
-def test_matches_pytorch_reference(in_channels, filters, strides, bottleneck, shortcut, preactivation, rng):
+def test_matches_pytorch_reference(
+    in_channels, filters, strides, bottleneck, shortcut, preactivation, rng
+):
     unit = ResidualUnit(
-        filters, strides=strides, bottleneck=bottleneck, preactivation=preactivation, shortcut=shortcut
+        filters,
+        strides=strides,
+        bottleneck=bottleneck,
+        preactivation=preactivation,
+        shortcut=shortcut,
     )
     # Odd spatial size: strided convolutions must pad like PyTorch (1 pixel on every side).
     x = rng.normal(size=(3, 7, 7, in_channels)).astype("float32")
     unit.build(x.shape)
-    reference = TorchResidualUnit(in_channels, filters, strides, bottleneck, preactivation, shortcut)
+    reference = TorchResidualUnit(
+        in_channels, filters, strides, bottleneck, preactivation, shortcut
+    )
 
     convs, norms = keras_convs_and_norms(unit)
     for keras_conv, torch_conv in zip(convs, reference.convs):
@@ -121,7 +135,9 @@ def test_matches_pytorch_reference(in_channels, filters, strides, bottleneck, sh
     if reference.projection is not None:
         copy_conv(unit.projection.get_layer("proj_conv"), reference.projection[0])
         if not preactivation:
-            randomize_and_copy_norm(unit.projection.get_layer("proj_bn"), reference.projection[1], rng)
+            randomize_and_copy_norm(
+                unit.projection.get_layer("proj_bn"), reference.projection[1], rng
+            )
 
     x_torch = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     for training in (False, True):
@@ -137,9 +153,19 @@ def test_matches_pytorch_reference(in_channels, filters, strides, bottleneck, sh
     "kwargs, input_shape, output_shape, params",
     [
         # Option A adds no parameters: 2 convs + 2 BNs.
-        ({"filters": 32, "strides": 2}, (8, 8, 16), (4, 4, 32), 16 * 32 * 9 + 32 * 32 * 9 + 4 * 32 * 2),
+        (
+            {"filters": 32, "strides": 2},
+            (8, 8, 16),
+            (4, 4, 32),
+            16 * 32 * 9 + 32 * 32 * 9 + 4 * 32 * 2,
+        ),
         ({"filters": 16}, (8, 8, 16), (8, 8, 16), 2 * 16 * 16 * 9 + 2 * 4 * 16),
-        ({"filters": 8, "bottleneck": True}, (5, 5, 32), (5, 5, 32), 32 * 8 + 8 * 8 * 9 + 8 * 32 + 4 * (8 + 8 + 32)),
+        (
+            {"filters": 8, "bottleneck": True},
+            (5, 5, 32),
+            (5, 5, 32),
+            32 * 8 + 8 * 8 * 9 + 8 * 32 + 4 * (8 + 8 + 32),
+        ),
     ],
 )
 def test_shapes_and_parameter_counts(kwargs, input_shape, output_shape, params):
@@ -185,7 +211,11 @@ def test_option_a_cannot_reduce_channels():
 
 def test_sequential_round_trip(tmp_path, rng):
     model = keras.Sequential(
-        [keras.Input((6, 6, 4)), ResidualUnit(4), ResidualUnit(8, strides=2, preactivation=True, shortcut="B")]
+        [
+            keras.Input((6, 6, 4)),
+            ResidualUnit(4),
+            ResidualUnit(8, strides=2, preactivation=True, shortcut="B"),
+        ]
     )
     x = rng.normal(size=(2, 6, 6, 4)).astype("float32")
     model.compile("sgd", "mse")
@@ -194,5 +224,6 @@ def test_sequential_round_trip(tmp_path, rng):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_array_equal(
-        ops.convert_to_numpy(model.predict(x, verbose=0)), ops.convert_to_numpy(loaded.predict(x, verbose=0))
+        ops.convert_to_numpy(model.predict(x, verbose=0)),
+        ops.convert_to_numpy(loaded.predict(x, verbose=0)),
     )

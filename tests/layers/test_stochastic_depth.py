@@ -96,9 +96,7 @@ def test_dropped_branch_is_not_executed_eagerly(rng):
     x = rng.normal(size=(2, 3)).astype("float32")
     block(x, training=False)
     CountingDense.calls = 0
-    kept = sum(
-        not np.array_equal(to_numpy(block(x, training=True)), x) for _ in range(40)
-    )
+    kept = sum(not np.array_equal(to_numpy(block(x, training=True)), x) for _ in range(40))
     assert 0 < kept < 40
     assert CountingDense.calls == kept
 
@@ -141,9 +139,7 @@ def test_inverted_rescale_scales_kept_branches_in_training(rng):
     branch, reference = dense_branch(5, rng)
     x = rng.normal(size=(6, 5)).astype("float32")
     block = StochasticDepth(branch, p, rescale="training", seed=2)
-    np.testing.assert_allclose(
-        to_numpy(block(x, training=False)), x + reference(x), atol=1e-6
-    )
+    np.testing.assert_allclose(to_numpy(block(x, training=False)), x + reference(x), atol=1e-6)
     outputs = [to_numpy(block(x, training=True)) for _ in range(20)]
     kept = [y for y in outputs if not np.array_equal(y, x)]
     assert 0 < len(kept) < 20
@@ -156,9 +152,7 @@ def test_same_seed_same_draws(rng):
 
     def pattern(seed):
         block = StochasticDepth(layers.Dense(3, bias_initializer="ones"), 0.5, seed=seed)
-        return [
-            np.array_equal(to_numpy(block(x, training=True)), x) for _ in range(30)
-        ]
+        return [np.array_equal(to_numpy(block(x, training=True)), x) for _ in range(30)]
 
     assert pattern(11) == pattern(11)
     assert pattern(11) != pattern(12)
@@ -166,9 +160,7 @@ def test_same_seed_same_draws(rng):
 
 @pytest.mark.parametrize("skip_strategy", SKIP_STRATEGIES)
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_compiled_train_steps_touch_branch_only_when_kept(
-    skip_strategy, jit_compile, rng
-):
+def test_compiled_train_steps_touch_branch_only_when_kept(skip_strategy, jit_compile, rng):
     """In compiled `fit` steps a dropped branch keeps its BN statistics and
     its weights (zero gradient); a kept one updates both, BN as without the
     wrapper. Covers tf.cond with and without XLA, and JAX's conditional."""
@@ -176,7 +168,11 @@ def test_compiled_train_steps_touch_branch_only_when_kept(
         pytest.skip("torch.compile takes minutes on CPU; eager is the torch default")
     momentum, steps = 0.5, 14
     branch = keras.Sequential(
-        [keras.Input((4,)), layers.Dense(4, use_bias=False), layers.BatchNormalization(momentum=momentum)]
+        [
+            keras.Input((4,)),
+            layers.Dense(4, use_bias=False),
+            layers.BatchNormalization(momentum=momentum),
+        ]
     )
     block = StochasticDepth(branch, 0.5, skip_strategy=skip_strategy, seed=4)
     model = keras.Sequential([keras.Input((4,)), block])
@@ -191,7 +187,10 @@ def test_compiled_train_steps_touch_branch_only_when_kept(
         weights = [to_numpy(w) for w in branch.trainable_weights]
         model.train_on_batch(x, y)
         new_mean = to_numpy(norm.moving_mean)
-        changed = [not np.array_equal(to_numpy(w), old) for w, old in zip(branch.trainable_weights, weights)]
+        changed = [
+            not np.array_equal(to_numpy(w), old)
+            for w, old in zip(branch.trainable_weights, weights)
+        ]
         if np.array_equal(new_mean, mean):
             assert not any(changed)
             kept.append(False)
@@ -224,7 +223,9 @@ def test_auto_strategy_skips_unless_xla_compiles():
     elif BACKEND == "jax":
         import jax
 
-        jax.jit(lambda k: seen.append((_skip_method(k, "auto"), _skip_method(k, "skip"))) or k)(keep)
+        jax.jit(lambda k: seen.append((_skip_method(k, "auto"), _skip_method(k, "skip"))) or k)(
+            keep
+        )
         assert seen == [("select", "jax.cond")]
 
 
@@ -322,7 +323,9 @@ def dropped_reference(unit, x):
     if unit.has_identity_shortcut:
         shortcut = x
     elif unit.shortcut == "A":
-        shortcut = to_numpy(option_a_shortcut(x, unit.output_channels, unit.strides, "channels_last"))
+        shortcut = to_numpy(
+            option_a_shortcut(x, unit.output_channels, unit.strides, "channels_last")
+        )
     else:  # projection of the pre-activated input: the unit's own layers
         preact = to_numpy(keras.ops.relu(unit.preact_norm(x, training=True)))
         shortcut = to_numpy(unit.projection(preact, training=True))
@@ -373,8 +376,48 @@ def test_stochastic_depth_resnet_fits_saves_and_loads(tmp_path, rng):
     path = tmp_path / "resnet.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
-    np.testing.assert_array_equal(
-        loaded.predict(x, verbose=0), model.predict(x, verbose=0)
-    )
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     unit = loaded.layers[2]
     assert unit.get_config()["survival_probability"] == pytest.approx(5 / 6)
+
+
+# ---------------------------------------------------------- mixed precision
+
+
+def float16_branch(width, rng, scale):
+    """A float16 Dense branch with known weights and its float64 NumPy reference."""
+    branch = layers.Dense(width, dtype="mixed_float16")
+    branch.build((None, width))
+    kernel = rng.normal(0, scale, size=(width, width)).astype("float32")
+    branch.set_weights([kernel, np.zeros(width, "float32")])
+    return branch, lambda x: x.astype("float64") @ kernel
+
+
+@pytest.mark.parametrize("drop_mode", ["sample", "batch"])
+def test_tiny_survival_probability_under_mixed_float16(drop_mode, rng, monkeypatch):
+    # 1 / p = 1e5 overflows float16 (largest 65504): dropped samples were 0 * inf = NaN.
+    p = 1e-5
+    branch, reference = float16_branch(4, rng, scale=1e-3)
+    block = StochasticDepth(
+        branch, p, drop_mode=drop_mode, rescale="training", seed=3, dtype="mixed_float16"
+    )
+    x = rng.normal(size=(8, 4)).astype("float32")
+    dropped = to_numpy(block(x, training=True))  # P(any keep) = 8e-5
+    np.testing.assert_array_equal(dropped, x.astype("float16"))
+    # Every draw below p: each branch is kept and scaled by 1 / p (here about 1e2).
+    monkeypatch.setattr(keras.random, "uniform", lambda shape, **kwargs: keras.ops.zeros(shape))
+    kept = to_numpy(block(x, training=True)).astype("float64")
+    expected = x + reference(x) / p
+    assert np.abs(expected - x).max() > 100
+    np.testing.assert_allclose(kept, expected, rtol=1e-2, atol=1.0)
+
+
+def test_dropped_block_under_mixed_float16_is_its_input_whatever_the_weights(rng):
+    # The zero-gradient link summed the float32 weights in float16: 4 * 4 * 5000 = 8e4
+    # overflowed to inf, and inf * 0 made the output NaN.
+    branch = layers.Dense(
+        4, kernel_initializer=keras.initializers.Constant(5000.0), dtype="mixed_float16"
+    )
+    block = StochasticDepth(branch, 1e-6, skip_strategy="skip", seed=1, dtype="mixed_float16")
+    x = rng.normal(size=(3, 4)).astype("float32")
+    np.testing.assert_array_equal(to_numpy(block(x, training=True)), x.astype("float16"))

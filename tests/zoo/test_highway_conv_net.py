@@ -2,9 +2,12 @@ import keras
 import numpy as np
 import pytest
 
+from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import HighwayConv2D
 from keras_deepblocks.zoo.highway_nets import highway_conv_net
+from keras_deepblocks.zoo.highway_nets import highway_mlp
 from keras_deepblocks.zoo.highway_nets import plain_conv_net
+from keras_deepblocks.zoo.highway_nets import plain_mlp
 
 
 def test_highway_conv_net_layout(tmp_path, rng):
@@ -40,3 +43,28 @@ def test_conv_net_checks_depth_and_filters():
         highway_conv_net((8, 8, 1), 10, depth=4)
     with pytest.raises(ValueError, match="`filters`"):
         highway_conv_net((8, 8, 1), 10, filters=(4, 0))
+
+
+@pytest.mark.parametrize(
+    "build, name",
+    [
+        (lambda: highway_conv_net((8, 8, 1), 10, depth=True, filters=(4,)), "depth"),
+        (lambda: highway_conv_net((8, 8, 1), 10, filters=(True, 4)), "filters"),
+        (lambda: highway_conv_net((8, 8, 1), 0), "num_classes"),
+        (lambda: highway_mlp((8,), 3, depth=True), "depth"),
+        (lambda: highway_mlp((8,), 3, width=np.bool_(True)), "width"),
+        (lambda: plain_mlp((8,), 0), "num_classes"),
+    ],
+)
+def test_bad_arguments_name_themselves(build, name):
+    # `depth=True` built a one-layer net: bools passed as integers.
+    with pytest.raises((ValueError, TypeError), match=f"`{name}`"):
+        build()
+
+
+def test_numpy_integers_are_sizes():
+    model = highway_mlp((np.int64(8),), np.int64(3), depth=np.int64(2), width=np.int32(6))
+    assert model.output_shape == (None, 3)
+    assert sum(isinstance(layer, Highway) for layer in model.layers) == 2
+    model = highway_conv_net((8, 8, 1), np.int64(5), depth=np.int64(2), filters=(np.int64(4),))
+    assert model.output_shape == (None, 5)

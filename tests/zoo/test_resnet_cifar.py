@@ -154,3 +154,32 @@ def test_resnet1202_builds_with_19_4m_parameters_and_trains():
     history = model.fit(images, np.array([1, 2]), batch_size=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert not np.array_equal(keras.ops.convert_to_numpy(kernel), before)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"input_shape": (32, 32)}, r"`input_shape` must be the shape of one image"),
+        ({"input_shape": (32, 32, 3, 1)}, r"`input_shape` must be the shape of one image"),
+        ({"input_shape": (32, 0, 3)}, r"`input_shape` must be the shape of one image"),
+        ({"input_shape": "32x32"}, r"`input_shape` must be the shape of one image"),
+        ({"input_shape": (32, 32, 1)}, r"`input_shape` must have 3 channels"),
+        ({"input_shape": (32, 32, None)}, r"`input_shape` needs a known number of channels"),
+        (
+            {"input_shape": (32, 32, 3), "data_format": "channels_first"},
+            r"`input_shape` must have 3 channels, \(channels, height, width\)",
+        ),
+    ],
+)
+def test_bad_input_shapes_name_input_shape(kwargs, message):
+    # They ended in a backend BroadcastTo error from the normalization's 3-channel mean.
+    with pytest.raises(ValueError, match=message):
+        resnet_cifar(8, **kwargs)
+
+
+def test_other_channel_counts_work_without_the_rgb_normalization(rng):
+    model = resnet_cifar(8, input_shape=(8, 8, 1), include_preprocessing=False)
+    images = rng.normal(size=(2, 8, 8, 1)).astype("float32")
+    assert model.predict(images, verbose=0).shape == (2, 10)
+    model = resnet_cifar(8, input_shape=(np.int64(8), None, 3), num_classes=np.int64(4))
+    assert model.output_shape == (None, 4)

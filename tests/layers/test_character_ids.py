@@ -1,0 +1,43 @@
+"""`char_ids`/`CharacterIds` on empty and non-string inputs."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_deepblocks.layers import char_ids
+
+
+def ids(tokens, **kwargs):
+    return keras.ops.convert_to_numpy(char_ids(tokens, **kwargs))
+
+
+def test_empty_sentences_and_batches_give_empty_ids():
+    # They were float32 tensors to TensorFlow, and a TypeError about dtype float32.
+    cases = [
+        ([], (0, 50)),
+        ([[]], (1, 0, 50)),
+        ([[], []], (2, 0, 50)),
+        (np.array([], str), (0, 50)),
+    ]
+    for tokens, shape in cases:
+        result = ids(tokens)
+        assert result.shape == shape and result.dtype == np.int32, tokens
+
+
+def test_an_empty_sentence_in_a_batch_is_all_padding():
+    # `tf.constant([[], ["a"]], dtype=tf.string)` has shape (2, 0): the "a" would vanish.
+    np.testing.assert_array_equal(ids([[], ["a"]]), ids([[""], ["a"]]))
+    np.testing.assert_array_equal(ids([[], ["a"]])[1, 0], ids("a"))
+
+
+def test_empty_sentences_with_boundaries_hold_the_markers():
+    markers = ids(["<S>", "</S>"])
+    np.testing.assert_array_equal(ids([], sentence_boundaries=True), markers)
+    np.testing.assert_array_equal(ids([[], []], sentence_boundaries=True), [markers, markers])
+
+
+def test_non_strings_are_a_type_error():
+    # None, a dict and mixed nesting ended in raw TensorFlow errors.
+    for tokens in [None, {"a": 1}, [["a"], [1]], ["a", ["b"]], 3, [1, 2], np.array([1.0])]:
+        with pytest.raises(TypeError, match="CharacterIds needs"):
+            char_ids(tokens)
