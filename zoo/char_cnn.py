@@ -87,10 +87,14 @@ def char_cnn_highway_encoder(config, weights=None, weights_hash=None, name=None)
             `max_characters_per_token`) with an optional `projection_dim`;
             a whole ELMo options dict; or the path of an `options.json`.
         weights: `None` (random initialization); `"elmo"` for the published
-            weights of a named ELMo config (downloaded once with
-            `keras.utils.get_file`); or the path or URL of a bilm-tf HDF5
-            weight file matching `config`.
-        weights_hash: Expected SHA-256 of a downloaded weight file.
+            weights of a named ELMo config (downloaded once into
+            `$KERAS_HOME/models/elmo`, see `keras_deepblocks.utils.download`);
+            or the path or URL of a bilm-tf HDF5 weight file matching
+            `config`. A damaged file raises a `ValueError` naming it (and a
+            damaged download is removed from the cache).
+        weights_hash: Expected SHA-256 of a downloaded weight file (or its
+            first 8 or more hex digits); a cached copy that does not match
+            is downloaded again.
         name: Model name. Defaults to the config name or
             `"char_cnn_highway_encoder"`.
 
@@ -100,6 +104,7 @@ def char_cnn_highway_encoder(config, weights=None, weights_hash=None, name=None)
 
     Example:
 
+    >>> from keras_deepblocks.layers import char_ids
     >>> encoder = char_cnn_highway_encoder("elmo_small")
     >>> encoder(char_ids([["Hello", "world"]])).shape
     (1, 2, 128)
