@@ -106,7 +106,7 @@ def char_cnn_highway_encoder(config, weights=None, weights_hash=None, name=None)
 
     >>> from keras_deepblocks.layers import char_ids
     >>> encoder = char_cnn_highway_encoder("elmo_small")
-    >>> encoder(char_ids([["Hello", "world"]])).shape
+    >>> tuple(encoder(char_ids([["Hello", "world"]])).shape)
     (1, 2, 128)
     """
     config_name = config if isinstance(config, str) and config in CHAR_CNN_CONFIGS else None
