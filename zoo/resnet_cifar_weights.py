@@ -167,7 +167,10 @@ def fetch_checkpoint(depth):
         cache_subdir="models",
         cache_dir=cache_directory(),
         description=f"the pretrained ResNet-{depth} weights",
-        local_hint=f"pass `weights='/path/to/{entry.filename}'`",
+        local_hint=(
+            f"pass `weights='/path/to/{entry.filename}'` "
+            f"(`--weights /path/to/{entry.filename}` on the command line)"
+        ),
     )
 
 
