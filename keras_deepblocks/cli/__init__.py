@@ -222,11 +222,11 @@ finite_float = number()
 
 
 def check_output_file(path, suffixes=None, option="--output"):
-    """Makes sure `path` can be written before any work starts: its folder is created.
+    """Makes sure `path` can be written before any work starts, creating nothing.
 
     Raises:
         ValueError: `path` does not end in one of `suffixes` or is a folder.
-        OSError: its folder cannot be created or written.
+        OSError: its folder cannot be created or written in.
     """
     if suffixes and not path.endswith(tuple(suffixes)):
         raise ValueError(f"{option} must end in {' or '.join(suffixes)}, received: {path!r}")
@@ -236,11 +236,19 @@ def check_output_file(path, suffixes=None, option="--output"):
 
 
 def check_output_directory(path, option="--log-dir"):
-    """Creates the folder `path` if needed and checks that a file can be written in it."""
+    """Checks that the folder `path` exists or can be made, and can be written in.
+
+    Nothing is created: a run that fails later for another reason (say, no
+    data) leaves no empty folders behind.
+    """
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise NotADirectoryError(f"{option}: cannot write in {path!r} ({existing!r} is a file)")
     try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
         reason = error.strerror or str(error)
-        raise OSError(f"{option}: cannot write in {path!r} ({reason})") from error
+        raise OSError(f"{option}: cannot write in {path!r} ({existing!r}: {reason})") from error

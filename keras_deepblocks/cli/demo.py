@@ -123,5 +123,6 @@ def _plot(results, args):
     ax.set_title(f"Plain vs highway MLP, {args.depth} layers of {args.width} units (digits)")
     ax.legend()
     fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     fig.savefig(args.output, dpi=100)
     plt.close(fig)

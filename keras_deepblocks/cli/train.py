@@ -221,6 +221,7 @@ def run(args, callbacks=()):
         _, accuracy = model.evaluate(data.test, verbose=0)
     else:
         accuracy = history.history["val_accuracy"][-1] if history.history else float("nan")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     model.save(output)
     print(f"test top-1 accuracy {accuracy:.4f}; model saved to {output}")
     return 0
