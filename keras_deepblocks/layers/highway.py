@@ -68,6 +68,9 @@ class Highway(keras.layers.Layer):
     ):
         habit = activation if is_number(activation) else None
         reject_width_argument("Highway", "units", "width", "Dense({})", kwargs, habit)
+        activity_regularizer = validation.keras_object(
+            activity_regularizer, "activity_regularizer", "regularizer"
+        )
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.activation = validation.keras_object(activation, "activation", "activation")
         self.transform_bias = validation.finite_float(transform_bias, "transform_bias")

@@ -68,6 +68,9 @@ class HighwayConv2D(keras.layers.Layer):
         habit = kernel_size if is_number(activation) else None
         conv_before = 'Conv2D({}, 3, padding="same")'
         reject_width_argument("HighwayConv2D", "filters", "channels", conv_before, kwargs, habit)
+        activity_regularizer = validation.keras_object(
+            activity_regularizer, "activity_regularizer", "regularizer"
+        )
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.kernel_size = _kernel_size(kernel_size)
         self.dilation_rate = validation.positive_pair(dilation_rate, "dilation_rate")

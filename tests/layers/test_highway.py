@@ -121,6 +121,7 @@ def _gradients(model, x):
         ({"bias_initializer": "nope"}, ValueError, "`bias_initializer`.*nope"),
         ({"kernel_regularizer": 3}, ValueError, "`kernel_regularizer`"),
         ({"bias_constraint": "nope"}, ValueError, "`bias_constraint`"),
+        ({"activity_regularizer": "nope"}, ValueError, "`activity_regularizer`"),
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs, error, match):
