@@ -139,7 +139,7 @@ CLAIMING = {"02_why_depth_needs_highways", "03_resnet_stochastic_depth"}
 
 @pytest.fixture(scope="module")
 def executed_full_size(kernel_name):
-    """The claiming notebooks at full size: together about 5 minutes on 2 CPU cores."""
+    """The claiming notebooks at full size, two at a time: about 4 minutes on 2 CPU cores."""
     import asyncio
 
     paths = [path for path in NOTEBOOKS if path.stem in CLAIMING]
