@@ -2,12 +2,21 @@
 
 Importing the package registers every serializable class it defines (layers,
 initializers, metrics), so `keras.saving.load_model` can rebuild any model
-made with them.
+made with them, zoo models included, on any backend:
+
+    import keras
+    import keras_deepblocks  # before loading
+
+    model = keras.saving.load_model("resnet20.keras")
 
 The one exception is the `deepblocks` command's own process: there the package
 waits until its names are first used (PEP 562) or the command calls
 `_load()` after parsing its arguments, so that `deepblocks --help` and argument
 errors answer at once, without importing Keras and TensorFlow.
+
+Keras looks custom classes up among the registered ones only (it imports the
+module a file names just for its own packages: keras, keras_hub, ...), so
+without this import loading fails with "Could not locate class 'Highway'".
 """
 
 import os
