@@ -203,11 +203,6 @@ PATH_XFAILS = {
         "StochasticDepth.from_config builds its branch outside the layer's name scope: "
         "'stochastic_depth/<sequential>/dense/kernel' loads as 'dense/kernel'"
     ),
-    "highway_mlp": (
-        "highway_mlp is a keras.Sequential, whose from_config (Keras 3.15) builds outside "
-        "the model's name scope: 'highway_mlp/highway_0/kernel' loads as 'highway_0/kernel'"
-    ),
-    "plain_mlp": "plain_mlp is a keras.Sequential: see highway_mlp",
 }
 
 

@@ -61,19 +61,17 @@ def _mlp(input_shape, num_classes, depth, width, make_layer, activation, name):
     num_classes = validation.positive_int(num_classes, "num_classes")
     depth = validation.positive_int(depth, "depth")
     width = validation.positive_int(width, "width")
-    model = keras.Sequential(name=name)
-    model.add(keras.Input(input_shape))
-    if len(input_shape) > 1:
-        model.add(keras.layers.Flatten())
-    model.add(
-        keras.layers.Dense(
-            width, activation=activation, kernel_initializer="he_normal", name="projection"
-        )
-    )
+    # Functional, not Sequential: a loaded Sequential loses the model's name from
+    # its weight paths (Keras 3.15), and its load error repeats the whole config.
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
+    x = keras.layers.Dense(
+        width, activation=activation, kernel_initializer="he_normal", name="projection"
+    )(x)
     for i in range(depth):
-        model.add(make_layer(i))
-    model.add(keras.layers.Dense(num_classes, activation="softmax", name="classifier"))
-    return model
+        x = make_layer(i)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def highway_conv_net(
