@@ -1,12 +1,9 @@
 import importlib.util
-import io
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import tarfile
 
 import keras
 import numpy as np
@@ -185,60 +182,26 @@ def test_distribute_on_two_virtual_cpu_devices(backend, tmp_path):
     assert reported_accuracy(result.stdout) == pytest.approx(reference, abs=1e-4)
 
 
-def prepare_cifar10_locally(data_dir, train, test):
-    """Has tensorflow-datasets prepare `cifar10` in `data_dir` from a local copy of its download.
-
-    The archive has the official binary layout (`cifar-10-batches-bin/*.bin`: per image one
-    label byte and 3072 pixel bytes, channel by channel) and sits where tfds caches the
-    download, so tfds's own code prepares the dataset, as from the 170 MB file.
-    """
-    tfds = pytest.importorskip("tensorflow_datasets")
-    from tensorflow_datasets.core.download import resource
-
-    ((url, url_info),) = tfds.builder("cifar10").url_infos.items()
-    archive = data_dir / "downloads" / "cifar10" / resource.get_dl_fname(url, url_info.checksum)
-    archive.parent.mkdir(parents=True)
-
-    def records(images, labels):
-        pixels = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
-        return np.concatenate([labels[:, None], pixels], axis=1).astype("uint8").tobytes()
-
-    files = {"batches.meta.txt": "\n".join(f"class{i}" for i in range(10)).encode()}
-    for index, part in enumerate(np.array_split(np.arange(len(train[0])), 5)):
-        files[f"data_batch_{index + 1}.bin"] = records(train[0][part], train[1][part])
-    files["test_batch.bin"] = records(*test)
-    with tarfile.open(archive, "w:gz") as tar:
-        for name, content in files.items():
-            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    resource.write_info_file(url, archive, "cifar10", "cifar-10-binary.tar.gz", url_info)
-    config = tfds.download.DownloadConfig(try_download_gcs=False)
-    tfds.builder("cifar10", data_dir=str(data_dir)).download_and_prepare(download_config=config)
-
-
-def closed_port_proxy():
-    """Proxy variables that send every download to a closed local port, as offline."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    return {name: address for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
-
-
-def test_evaluate_zoo_resnet_with_checkpoint_weights(shared_fixtures, tmp_path, monkeypatch):
+def test_evaluate_zoo_resnet_with_checkpoint_weights(
+    shared_fixtures, tmp_path, offline, write_cifar10_download
+):
     """`deepblocks evaluate resnet20 --weights FILE --dataset cifar10`, on real CIFAR-10 images.
 
     tensorflow-datasets prepares the data from local files; the command runs in a fresh
     process and must report what the reference model computes on the same images.
     """
+    import tensorflow_datasets as tfds
+
     from keras_deepblocks.zoo.resnet_cifar import resnet_cifar
 
     checkpoint = shared_fixtures / "resnet_cifar_torch" / "resnet20-12fca82f.th"
     with np.load(shared_fixtures / "cifar10_partial" / "cifar10_train_4660.npz") as images:
         x, y = images["images"][:60], images["labels"][:60]
-    for name, value in closed_port_proxy().items():
-        monkeypatch.setenv(name, value)
-    prepare_cifar10_locally(tmp_path / "tfds", (x[:10], y[:10]), (x[10:], y[10:]))
+    write_cifar10_download(tmp_path / "tfds", (x[:10], y[:10]), (x[10:], y[10:]))
+    config = tfds.download.DownloadConfig(try_download_gcs=False)
+    tfds.builder("cifar10", data_dir=str(tmp_path / "tfds")).download_and_prepare(
+        download_config=config
+    )
 
     argv = ["evaluate", "resnet20", "--weights", str(checkpoint), "--dataset", "cifar10"]
     result = run_deepblocks(argv + ["--data-dir", str(tmp_path / "tfds")], cwd=tmp_path)

@@ -1,10 +1,8 @@
 """Published PyTorch ResNet-CIFAR checkpoints in the Keras builders: fidelity, download, refusal."""
 
-import collections
 import hashlib
 import itertools
 import pathlib
-import shutil
 
 import keras
 import numpy as np
