@@ -55,9 +55,10 @@ def test_offline_smoke_run_learns_then_evaluates_in_a_fresh_process(tmp_path):
     assert evaluate.returncode == 0, evaluate.stderr[-3000:]
     evaluated = reported_accuracy(evaluate.stdout)
     # The saved model, fed raw test pixels in a fresh process, scores what training reported,
-    # and one epoch visibly learned: chance is 0.1 (the old defaults gave 0.075).
+    # and one epoch visibly learned: chance is 0.1 (the old defaults gave 0.075). TensorFlow's
+    # threaded CPU kernels make runs of one seed differ: 0.37 to 0.69 measured, hence 0.25.
     assert evaluated == pytest.approx(trained, abs=1e-4)
-    assert evaluated > 0.4, train.stdout[-2000:]
+    assert evaluated > 0.25, train.stdout[-2000:]
 
     model = keras.saving.load_model(output)
     assert model.input_shape == (None, 32, 32, 1)  # digits resized for the CIFAR network
