@@ -209,6 +209,6 @@ def test_tutorial_03_full_size_shows_what_its_text_says(executed_full_size):
     # Both learn the digits (test accuracy >= 0.9) ...
     assert min(rows[key][0] for key in rows) >= 0.9, text
     # ... and a step with stochastic depth takes less CPU time than one without (dropped blocks
-    # are skipped), by the median of per-round ratios and by the ratio of median times.
+    # are skipped), by the median of per-round ratios: rounds alternate the two models, so
+    # load from other processes hits both alike (the medians of raw times do not cancel it).
     assert float(re.search(r"step time ratio (\S+)", text).group(1)) < 1, text
-    assert rows["stochastic"][2] < rows["baseline"][2], text
