@@ -168,3 +168,10 @@ def test_data_dir_must_be_a_path():
     pytest.importorskip("tensorflow_datasets")
     with pytest.raises(TypeError, match="`data_dir` must be a folder path .*received: 3"):
         datasets.load_arrays("cifar10", data_dir=3)
+
+
+def test_the_command_line_offers_exactly_these_datasets():
+    # cli/train.py keeps its own copy (importing this module would load Keras for --help).
+    from keras_deepblocks.cli import train
+
+    assert train.DATASETS == datasets.DATASETS
