@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_deepblocks.layers import ResidualUnit
-from keras_deepblocks.zoo import CheckpointedResidualUnit
+from keras_deepblocks.layers import CheckpointedResidualUnit
 from keras_deepblocks.zoo import cifar_preprocess
 from keras_deepblocks.zoo import resnet20
 from keras_deepblocks.zoo import resnet32
