@@ -1,12 +1,24 @@
-"""Model zoo: builders, weight presets, the model registry and converters.
+"""Model zoo: builders, presets (published weights as data), the model registry and converters.
 
-The layers these models are made of live in `keras_deepblocks.layers`.
+- `registry`: the zoo's models by name (`build_model("resnet110", ...)`),
+  and the one check of the CIFAR ResNet depth `6n + 2`;
+- `resnet_cifar` (builders), `resnet_cifar_presets` (published CIFAR-10
+  weights: URL, SHA-256, parameters, errors), `resnet_cifar_weights` (loading
+  them);
+- `highway_nets`: highway and plain networks of the Highway paper;
+- `char_cnn` (encoders), `char_cnn_presets` (named configs, ELMo weights),
+  `char_language_model`;
+- `converters`: readers of weights published for other frameworks (PyTorch
+  checkpoints, bilm-tf HDF5 files).
+
+The layers these models are made of live in `keras_deepblocks.layers`; the
+text data of the language model in `keras_deepblocks.text`.
 """
 
-from keras_deepblocks.zoo.char_cnn import CHAR_CNN_CONFIGS
 from keras_deepblocks.zoo.char_cnn import char_cnn_highway_encoder
-from keras_deepblocks.zoo.char_cnn import load_bilm_weights
+from keras_deepblocks.zoo.char_cnn_presets import CHAR_CNN_CONFIGS
 from keras_deepblocks.zoo.char_language_model import char_aware_language_model
+from keras_deepblocks.zoo.converters.bilm import load_bilm_weights
 from keras_deepblocks.zoo.highway_nets import highway_conv_net
 from keras_deepblocks.zoo.highway_nets import highway_mlp
 from keras_deepblocks.zoo.highway_nets import plain_conv_net
@@ -22,7 +34,4 @@ from keras_deepblocks.zoo.resnet_cifar import resnet56
 from keras_deepblocks.zoo.resnet_cifar import resnet110
 from keras_deepblocks.zoo.resnet_cifar import resnet1202
 from keras_deepblocks.zoo.resnet_cifar import resnet_cifar
-from keras_deepblocks.zoo.text_corpus import build_vocabulary
-from keras_deepblocks.zoo.text_corpus import language_model_arrays
-from keras_deepblocks.zoo.text_corpus import read_sentences
-from keras_deepblocks.zoo.text_corpus import tiny_corpus
+from keras_deepblocks.zoo.resnet_cifar_presets import RESNET_CIFAR_PRESETS

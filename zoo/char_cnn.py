@@ -1,8 +1,9 @@
 """Character-CNN-with-highway encoders (Kim et al. 2016; ELMo's character encoder).
 
 Configs are dicts shaped like ELMo's `options.json["char_cnn"]`, plus an
-optional `"projection_dim"` (ELMo takes it from `options["lstm"]`). Published
-ELMo weights (bilm-tf HDF5 files) load into the ELMo configs.
+optional `"projection_dim"` (ELMo takes it from `options["lstm"]`); the named
+ones are in `char_cnn_presets`. Published ELMo weights (bilm-tf HDF5 files,
+read by `converters.bilm`) load into the ELMo configs.
 """
 
 import copy
@@ -10,63 +11,16 @@ import json
 import os
 
 import keras
-import numpy as np
 
+from keras_deepblocks.layers import CharCNN
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.utils import validation
-from keras_deepblocks.layers.char_cnn import CharCNN
-
-_ELMO_FILTERS = [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]]
-
-
-def _elmo_config(n_highway, projection_dim):
-    return {
-        "embedding": {"dim": 16},
-        "filters": _ELMO_FILTERS,
-        "n_highway": n_highway,
-        "activation": "relu",
-        "n_characters": 262,
-        "max_characters_per_token": 50,
-        "projection_dim": projection_dim,
-    }
-
-
-def _kim_config(filters, n_highway):
-    # Kim et al. 2016, Table 2: 15-dim characters, tanh feature maps, no
-    # projection. PTB's longest word is 19 characters, + 2 word markers.
-    return {
-        "embedding": {"dim": 15},
-        "filters": filters,
-        "n_highway": n_highway,
-        "activation": "tanh",
-        "n_characters": 262,
-        "max_characters_per_token": 21,
-        "projection_dim": None,
-    }
-
-
-CHAR_CNN_CONFIGS = {
-    # LSTM-Char-Small: widths 1-6 with 25 * width filters, one highway layer.
-    "kim_small": _kim_config([[w, 25 * w] for w in range(1, 7)], 1),
-    # LSTM-Char-Large: widths 1-7 with min(200, 50 * width) filters, two highway layers.
-    "kim_large": _kim_config([[w, min(200, 50 * w)] for w in range(1, 8)], 2),
-    "elmo_original": _elmo_config(2, 512),  # elmo_2x4096_512_2048cnn_2xhighway
-    "elmo_medium": _elmo_config(1, 256),  # elmo_2x2048_256_2048cnn_1xhighway
-    "elmo_small": _elmo_config(1, 128),  # elmo_2x1024_128_2048cnn_1xhighway
-}
-
-_ELMO_ROOT = "https://allennlp.s3.amazonaws.com/models/elmo"
-_ELMO_FILES = {
-    "elmo_original": "2x4096_512_2048cnn_2xhighway",
-    "elmo_medium": "2x2048_256_2048cnn_1xhighway",
-    "elmo_small": "2x1024_128_2048cnn_1xhighway",
-}
-# Published bilm-tf weight files of the named ELMo configs (options match
-# CHAR_CNN_CONFIGS). AllenNLP publishes no checksums; pass `weights_hash` to
-# have the download verified.
-PUBLISHED_ELMO_WEIGHTS = {
-    name: f"{_ELMO_ROOT}/{stem}/elmo_{stem}_weights.hdf5" for name, stem in _ELMO_FILES.items()
-}
+from keras_deepblocks.utils.download import get_file
+from keras_deepblocks.zoo.char_cnn_presets import CHAR_CNN_CONFIGS
+from keras_deepblocks.zoo.char_cnn_presets import PUBLISHED_ELMO_WEIGHTS
+from keras_deepblocks.zoo.converters.bilm import BilmWeightsError
+from keras_deepblocks.zoo.converters.bilm import DamagedBilmFileError
+from keras_deepblocks.zoo.converters.bilm import load_bilm_weights
 
 _KEYS = ("embedding", "filters", "n_highway", "activation", "n_characters")
 
@@ -227,124 +181,6 @@ def _read_options(path):
     return options
 
 
-def load_bilm_weights(encoder, path):
-    """Loads the character encoder of a bilm-tf HDF5 weight file into `encoder`.
-
-    bilm-tf stores matrices as `(inputs, outputs)`, the orientation of Keras
-    kernels. Its highway "carry" weights feed the gate applied to the
-    transformed path, so `[W_transform | W_carry]` becomes our fused
-    `[W_h | W_t]`. `char_embed` lacks the padding row 0, which is set to
-    zeros. All arrays are checked before any weight is assigned; a missing
-    key or a wrong shape raises a `ValueError` naming the key.
-
-    Args:
-        encoder: A model from `char_cnn_highway_encoder`.
-        path: Path of the HDF5 file.
-    """
-    import h5py
-
-    path = os.fspath(path)
-    try:
-        with h5py.File(path, "r") as file:
-            reader = _ArrayReader(file, path)
-            values = _char_cnn_values(reader, encoder.get_layer("char_cnn"))
-            highways = [layer for layer in encoder.layers if isinstance(layer, Highway)]
-            values += _highway_values(reader, highways)
-            values += _projection_values(reader, _optional_layer(encoder, "projection"))
-    except BilmWeightsError:
-        raise
-    except FileNotFoundError:
-        raise
-    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as error:
-        # h5py's messages for a truncated or foreign file do not name it.
-        raise DamagedBilmFileError(
-            f"Could not read the bilm-tf weight file {path}: {type(error).__name__}: {error}. "
-            "It is truncated or not an HDF5 file; get it again."
-        ) from error
-    for variable, value in values:
-        variable.assign(value)
-
-
-class BilmWeightsError(ValueError):
-    """A bilm-tf weight file is damaged or does not fit the encoder (the message names it)."""
-
-
-class DamagedBilmFileError(BilmWeightsError):
-    """The file itself cannot be read (as opposed to not fitting the config)."""
-
-
-def _char_cnn_values(reader, char_cnn):
-    rows = (char_cnn.num_characters - 1, char_cnn.embedding_dim)
-    embedding = reader.read("char_embed", rows)
-    padding_row = np.zeros_like(embedding[:1])
-    values = [(char_cnn.embedding.embeddings, np.concatenate([padding_row, embedding]))]
-    for i, conv in enumerate(char_cnn.convolutions):
-        # bilm-tf's Conv2D kernels are (1, width, embedding, filters).
-        kernel = reader.read(f"CNN/W_cnn_{i}", (1, *conv.kernel.shape))[0]
-        values.append((conv.kernel, kernel))
-        values.append((conv.bias, reader.read(f"CNN/b_cnn_{i}", conv.bias.shape)))
-    reader.expect_absent(f"CNN/W_cnn_{len(char_cnn.convolutions)}", "filters")
-    return values
-
-
-def _highway_values(reader, highways):
-    values = []
-    for i, highway in enumerate(highways):
-        width = highway.kernel.shape[0]
-        parts = ("transform", "carry")  # -> [W_h | W_t]
-        kernel = [reader.read(f"CNN_high_{i}/W_{part}", (width, width)) for part in parts]
-        bias = [reader.read(f"CNN_high_{i}/b_{part}", (width,)) for part in parts]
-        values.append((highway.kernel, np.concatenate(kernel, axis=1)))
-        values.append((highway.bias, np.concatenate(bias)))
-    reader.expect_absent(f"CNN_high_{len(highways)}/W_carry", "n_highway")
-    return values
-
-
-def _projection_values(reader, projection):
-    if projection is None:
-        reader.expect_absent("CNN_proj/W_proj", "projection_dim")
-        return []
-    return [
-        (projection.kernel, reader.read("CNN_proj/W_proj", projection.kernel.shape)),
-        (projection.bias, reader.read("CNN_proj/b_proj", projection.bias.shape)),
-    ]
-
-
-class _ArrayReader:
-    def __init__(self, file, path):
-        self.file = file
-        self.path = path
-
-    def read(self, key, shape):
-        dataset = self.file.get(key)
-        if dataset is None:
-            raise BilmWeightsError(f"bilm-tf weight file {self.path} has no array {key!r}.")
-        if not hasattr(dataset, "shape") or not np.issubdtype(dataset.dtype, np.number):
-            raise BilmWeightsError(
-                f"{key!r} of bilm-tf weight file {self.path} is not a numeric array."
-            )
-        if tuple(dataset.shape) != tuple(shape):
-            raise BilmWeightsError(
-                f"Array {key!r} of {self.path} has shape {tuple(dataset.shape)}; the encoder "
-                f"config needs {tuple(shape)}."
-            )
-        return dataset[...].astype("float32")
-
-    def expect_absent(self, key, config_key):
-        if key in self.file:
-            raise BilmWeightsError(
-                f"bilm-tf weight file {self.path} holds {key!r}, which the encoder "
-                f"config has no place for: check config[{config_key!r}]."
-            )
-
-
-def _optional_layer(model, name):
-    try:
-        return model.get_layer(name)
-    except ValueError:
-        return None
-
-
 def _weights_path(weights, config_name, weights_hash):
     """`(path, downloaded)` of the weight file `weights` names, `(None, False)` for none."""
     if weights is None:
@@ -355,33 +191,24 @@ def _weights_path(weights, config_name, weights_hash):
             raise ValueError(
                 f"`weights='elmo'` needs `config` to be one of {names}; got {config_name!r}."
             )
-        return download(PUBLISHED_ELMO_WEIGHTS[config_name], weights_hash), True
-    if isinstance(weights, str) and "://" in weights:
-        return download(weights, weights_hash), True
-    if not isinstance(weights, (str, os.PathLike)) or not os.path.isfile(weights):
+        published = PUBLISHED_ELMO_WEIGHTS[config_name]
+        url, weights_hash = published["url"], weights_hash or published["sha256"]
+    elif isinstance(weights, str) and "://" in weights:
+        url = weights
+    elif isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
+        return weights, False
+    else:
         raise ValueError(
             "`weights` must be None, 'elmo', a URL or the path of a bilm-tf HDF5 file; "
             f"got {weights!r}."
         )
-    return weights, False
-
-
-def download(url, file_hash=None):
-    """The cached copy of `url` in `$KERAS_HOME/models/elmo` (default `~/.keras`).
-
-    Downloaded once (see `keras_deepblocks.utils.download.get_file`): checked
-    against `file_hash` (SHA-256) when given, written atomically, and a
-    damaged cached copy is fetched again. Offline, the error names the URL
-    and where to put the file by hand.
-    """
-    from keras_deepblocks.utils.download import get_file
-
     fname = url.rsplit("/", 1)[-1]
-    return get_file(
+    path = get_file(
         url,
         fname,
-        sha256=file_hash,
+        sha256=weights_hash,
         cache_subdir=os.path.join("models", "elmo"),
         description="the ELMo weights",
         local_hint=f"pass `weights='/path/to/{fname}'`",
     )
+    return path, True

@@ -37,15 +37,20 @@ def char_aware_language_model(
         `(batch, time, max_characters_per_token)` to next-word probabilities
         `(batch, time, vocabulary_size)`.
 
-    Example:
+    Example (data from `keras_deepblocks.text`):
 
-    >>> lines = tiny_corpus()
-    >>> vocabulary = build_vocabulary(read_sentences(lines))
-    >>> x, y = language_model_arrays(read_sentences(lines), vocabulary, 20,
+    >>> from keras_deepblocks.metrics import Perplexity
+    >>> from keras_deepblocks.text import build_vocabulary, language_model_arrays
+    >>> from keras_deepblocks.text import read_sentences, tiny_corpus
+    >>> sentences = read_sentences(tiny_corpus(40))
+    >>> vocabulary = build_vocabulary(sentences)
+    >>> x, y = language_model_arrays(sentences, vocabulary, sequence_length=10,
     ...                              max_characters_per_token=21)
-    >>> model = char_aware_language_model(len(vocabulary))
+    >>> model = char_aware_language_model(len(vocabulary), lstm_units=16, num_lstm_layers=1)
     >>> model.compile("adam", "sparse_categorical_crossentropy", metrics=[Perplexity()])
-    >>> model.fit(x, y, epochs=1)
+    >>> history = model.fit(x, y, epochs=1, verbose=0)
+    >>> model.output_shape == (None, None, len(vocabulary))
+    True
     """
     validation.positive_int(vocabulary_size, "vocabulary_size")
     validation.positive_int(lstm_units, "lstm_units")
@@ -66,4 +71,3 @@ def char_aware_language_model(
         vocabulary_size, activation="softmax", dtype="float32", name="word_softmax"
     )(x)
     return keras.Model(ids, probabilities, name=name)
-

@@ -7,10 +7,12 @@ the names costs nothing.
 
 Example:
 
-```python
-model = build_model("resnet56", input_shape=(32, 32, 3), num_classes=10)
-units = resnet_units_per_stage(110)  # 18
-```
+>>> model_names()[:3]
+('resnet20', 'resnet32', 'resnet44')
+>>> resnet_units_per_stage(110)
+18
+>>> build_model("resnet14", input_shape=(32, 32, 3), num_classes=10).output_shape
+(None, 10)
 """
 
 import importlib
@@ -53,6 +55,21 @@ def resnet_units_per_stage(depth, name="depth"):
     return (depth - 2) // 6
 
 
+def resnet_depth_from_units(units_per_stage):
+    """The CIFAR ResNet depth `6n + 2` of `n` residual units per stage (read from weights).
+
+    Raises:
+        ValueError: `units_per_stage` is not a positive integer.
+    """
+    if isinstance(units_per_stage, bool) or not isinstance(units_per_stage, int):
+        raise ValueError(
+            f"`units_per_stage` must be a positive integer, received: {units_per_stage!r}"
+        )
+    depth = 6 * units_per_stage + 2
+    resnet_units_per_stage(depth, "units_per_stage")
+    return depth
+
+
 def get_builder(name):
     """The builder function of the model `name`.
 
@@ -76,8 +93,7 @@ def get_builder(name):
     if name in HIGHWAY_MODELS:
         return _import(HIGHWAY_MODELS[name])
     raise ValueError(
-        f"unknown model {name!r}; choose from {', '.join(model_names())} "
-        "(or any resnet{6n+2})"
+        f"unknown model {name!r}; choose from {', '.join(model_names())} " "(or any resnet{6n+2})"
     )
 
 

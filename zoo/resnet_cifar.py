@@ -14,12 +14,14 @@ import keras
 from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.layers import linear_decay
 from keras_deepblocks.utils import validation
+from keras_deepblocks.zoo.registry import resnet_units_per_stage
 from keras_deepblocks.layers.checkpointed_residual_unit import CheckpointedResidualUnit
 
 STAGE_FILTERS = (16, 32, 64)
-# Normalization the published checkpoints were trained with, after x / 255.
-CIFAR_MEAN = (0.485, 0.456, 0.406)
-CIFAR_STD = (0.229, 0.224, 0.225)
+# ImageNet's per-channel mean and std, applied after x / 255: the normalization
+# the published CIFAR-10 weights were trained with (not CIFAR-10's own values).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def resnet_cifar(
@@ -54,8 +56,9 @@ def resnet_cifar(
             `1 - l / 3n (1 - p_L)`). `None` (default) disables it. The
             published checkpoints were trained without it.
         weights: `None` (random initialization), `"cifar10"` (the published
-            checkpoint for this depth, downloaded once and converted once
-            into the Keras cache), the path of a PyTorch checkpoint (`.th`,
+            weights of this depth, see `resnet_cifar_presets`: the PyTorch
+            checkpoint is downloaded once and converted once into the Keras
+            cache), the path of a PyTorch checkpoint (`.th`,
             `.pt`, `.pth`) of the reference implementation, or the path of a
             Keras weights file (`.weights.h5`, or `.weights.npz` from
             `deepblocks convert`).
@@ -63,10 +66,11 @@ def resnet_cifar(
             `(channels, height, width)` for channels_first). Defaults to
             `(32, 32, 3)` (or `(3, 32, 32)`); any size works, and any number
             of channels with `include_preprocessing=False` (3 otherwise).
-        include_preprocessing: Whether the model starts with the checkpoints'
-            normalization, `(x / 255 - mean) / std` with ImageNet's mean and
-            std, so that it takes raw pixels in `[0, 255]`. Defaults to `True`.
-            With `False`, feed `cifar_preprocess(images)`.
+        include_preprocessing: Whether the model starts with the
+            normalization the published weights were trained with,
+            `(x / 255 - IMAGENET_MEAN) / IMAGENET_STD`, so that it takes raw
+            pixels in `[0, 255]`. Defaults to `True`. With `False`, feed
+            `cifar_preprocess(images)`.
         classifier_activation: Activation of the classifier; `None` (default)
             returns logits, as the reference does. `"softmax"` for
             probabilities.
@@ -90,7 +94,7 @@ def resnet_cifar(
     >>> model.output_shape
     (None, 10)
     """
-    units_per_stage = _units_per_stage(depth)
+    units_per_stage = resnet_units_per_stage(depth)
     num_classes = validation.positive_int(num_classes, "num_classes")
     shortcut = validation.one_of(shortcut, "shortcut", ("A", "B"))
     preactivation = validation.boolean(preactivation, "preactivation")
@@ -112,8 +116,8 @@ def resnet_cifar(
         x = keras.layers.Rescaling(1.0 / 255.0, name="rescaling")(x)
         x = keras.layers.Normalization(
             axis=channel_axis,
-            mean=CIFAR_MEAN,
-            variance=[s**2 for s in CIFAR_STD],
+            mean=IMAGENET_MEAN,
+            variance=[s**2 for s in IMAGENET_STD],
             name="normalization",
         )(x)
     x = keras.layers.Conv2D(
@@ -161,33 +165,37 @@ def resnet_cifar(
     return model
 
 
+# The paper's depths. Parameter counts, published errors and weights:
+# `resnet_cifar_presets.RESNET_CIFAR_PRESETS`.
+
+
 def resnet20(**kwargs):
-    """ResNet-20 (0.27M parameters, 8.75 % CIFAR-10 error); see `resnet_cifar`."""
+    """The paper's ResNet-20: `resnet_cifar(20, **kwargs)`."""
     return resnet_cifar(20, **kwargs)
 
 
 def resnet32(**kwargs):
-    """ResNet-32 (0.46M parameters, 7.51 % error); see `resnet_cifar`."""
+    """The paper's ResNet-32: `resnet_cifar(32, **kwargs)`."""
     return resnet_cifar(32, **kwargs)
 
 
 def resnet44(**kwargs):
-    """ResNet-44 (0.66M parameters, 7.17 % error); see `resnet_cifar`."""
+    """The paper's ResNet-44: `resnet_cifar(44, **kwargs)`."""
     return resnet_cifar(44, **kwargs)
 
 
 def resnet56(**kwargs):
-    """ResNet-56 (0.85M parameters, 6.97 % error); see `resnet_cifar`."""
+    """The paper's ResNet-56: `resnet_cifar(56, **kwargs)`."""
     return resnet_cifar(56, **kwargs)
 
 
 def resnet110(**kwargs):
-    """ResNet-110 (1.7M parameters, 6.43 % error); see `resnet_cifar`."""
+    """The paper's ResNet-110: `resnet_cifar(110, **kwargs)`."""
     return resnet_cifar(110, **kwargs)
 
 
 def resnet1202(**kwargs):
-    """ResNet-1202 (19.4M parameters, 7.93 % error); see `resnet_cifar`.
+    """The paper's ResNet-1202: `resnet_cifar(1202, **kwargs)`.
 
     Pass `gradient_checkpointing=True` to train it at batch 128 on one GPU.
     """
@@ -195,26 +203,23 @@ def resnet1202(**kwargs):
 
 
 def cifar_preprocess(images):
-    """The checkpoints' input normalization, for models built with `include_preprocessing=False`.
+    """Normalizes raw pixels as the published weights expect (for `include_preprocessing=False`).
 
     Args:
         images: Channels-last images with raw pixel values in `[0, 255]`.
 
     Returns:
-        `(images / 255 - mean) / std` as float32, with the per-channel mean
-        `(0.485, 0.456, 0.406)` and std `(0.229, 0.224, 0.225)`.
+        `(images / 255 - IMAGENET_MEAN) / IMAGENET_STD` as float32: ImageNet's
+        per-channel mean `(0.485, 0.456, 0.406)` and std `(0.229, 0.224, 0.225)`.
+
+    Example:
+
+    >>> x = cifar_preprocess(np.full((1, 2, 2, 3), 255, "uint8"))
+    >>> np.round(ops.convert_to_numpy(x[0, 0, 0]), 3)
+    array([2.249, 2.429, 2.64 ], dtype=float32)
     """
     images = keras.ops.cast(images, "float32") / 255.0
-    return (images - keras.ops.array(CIFAR_MEAN)) / keras.ops.array(CIFAR_STD)
-
-
-def _units_per_stage(depth):
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(
-            "`depth` must be 6n + 2 for an integer n >= 1 (e.g. 20, 32, 44, 56, "
-            f"110, 1202), got {depth!r}."
-        )
-    return (depth - 2) // 6
+    return (images - keras.ops.array(IMAGENET_MEAN)) / keras.ops.array(IMAGENET_STD)
 
 
 def _checked_input_shape(input_shape, data_format, include_preprocessing):
@@ -233,7 +238,7 @@ def _checked_input_shape(input_shape, data_format, include_preprocessing):
         raise ValueError(
             f"`input_shape` needs a known number of channels, {layout}; received: {input_shape}."
         )
-    if include_preprocessing and channels != len(CIFAR_MEAN):
+    if include_preprocessing and channels != len(IMAGENET_MEAN):
         raise ValueError(
             f"`input_shape` must have 3 channels, {layout}, when `include_preprocessing=True` "
             "(its normalization has one mean and std per RGB channel); received: "

@@ -1,22 +1,21 @@
-"""Pretrained CIFAR-10 ResNet weights: registry, download, one-time conversion, loading.
+"""Loading weights into `resnet_cifar` models: published presets, PyTorch checkpoints, Keras files.
 
-The published checkpoints of the PyTorch reference implementation
-(github.com/akamaster/pytorch_resnet_cifar10, BSD-2-Clause) are downloaded
-into the Keras cache (`$KERAS_HOME/models`, `~/.keras/models` by default)
-with `keras_deepblocks.utils.download`, which checks their SHA-256 (and
-fetches a damaged cached copy again), read without torch
-(`converters.torch_checkpoint`), converted to Keras layout once and cached
-next to the checkpoint as `NAME.weights.npz` (arrays keyed by Keras variable
-path, so the same file serves models with or without preprocessing or
-gradient checkpointing). A cached conversion that cannot be read or does not
-fit the network (a damaged file: its zip members carry CRC-32 checksums) is
-converted again. Every file is written under a temporary name and renamed
-when complete: a failed download or conversion leaves nothing behind.
+`weights="cifar10"` takes the preset of the model's depth
+(`resnet_cifar_presets`): its checkpoint is downloaded into the Keras cache
+(`$KERAS_HOME/models`, `~/.keras/models` by default) by
+`keras_deepblocks.utils.download`, which checks its SHA-256 (and fetches a
+damaged cached copy again); read without torch
+(`converters.torch_checkpoint`); converted to Keras layout once and cached
+next to it as `NAME.weights.npz` (arrays keyed by Keras variable path, so one
+file serves models with or without preprocessing or gradient checkpointing).
+A cached conversion that cannot be read or does not fit the network (a
+damaged file: its zip members carry CRC-32 checksums) is converted again.
+Files are written through `keras_deepblocks.utils.files.atomic_path`: a failed
+download or conversion leaves nothing behind.
 """
 
-import collections
 import os
-import tempfile
+import pathlib
 import warnings
 import zipfile
 import zlib
@@ -24,40 +23,14 @@ import zlib
 import numpy as np
 
 from keras_deepblocks.utils import download
+from keras_deepblocks.utils.files import atomic_path
 from keras_deepblocks.zoo.converters import resnet_cifar as converter
 from keras_deepblocks.zoo.converters.torch_checkpoint import load_torch_checkpoint
+from keras_deepblocks.zoo.resnet_cifar_presets import RESNET_CIFAR_PRESETS
 
-BASE_URL = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
-DATASET = "cifar10"
 TORCH_SUFFIXES = (".th", ".pt", ".pth")
 KERAS_SUFFIXES = (".weights.h5",)
 CONVERTED_SUFFIX = ".weights.npz"
-
-Checkpoint = collections.namedtuple("Checkpoint", ["filename", "sha256"])
-
-# Full SHA-256 where known; otherwise the file name's 8 hex digits are the
-# digest's start, and only that prefix is checked.
-CHECKPOINTS = {
-    20: Checkpoint(
-        "resnet20-12fca82f.th",
-        "12fca82f0bebc4135bf1f32f6e3710e61d5108578464b84fd6d7f5c1b04036c8",
-    ),
-    32: Checkpoint(
-        "resnet32-d509ac18.th",
-        "d509ac1820d7f25398913559d7e81a13229b1e7adc5648e3bfa5e22dc137f850",
-    ),
-    44: Checkpoint(
-        "resnet44-014dd654.th",
-        "014dd6541728a1c700b1642ab640e211dc6eb8ed507d70697458dc8f8a0ae2e4",
-    ),
-    56: Checkpoint(
-        "resnet56-4bfd9763.th",
-        "4bfd97631478d6b638d2764fd2baff3edb1d7d82252d54439343b6596b9b5367",
-    ),
-    110: Checkpoint("resnet110-1d1ed7c2.th", None),
-    1202: Checkpoint("resnet1202-f3b1deed.th", None),
-}
-
 
 # Pretrained weights could not be downloaded or verified (a `ConnectionError`
 # when offline, a `ValueError` too when the download does not match its hash).
@@ -68,13 +41,26 @@ class WeightsFileError(ValueError):
     """A weights file cannot be read: damaged, truncated or of another kind."""
 
 
+def datasets():
+    """The names `weights=` takes for published weights (`"cifar10"`)."""
+    return sorted({preset["dataset"] for preset in RESNET_CIFAR_PRESETS.values()})
+
+
+def find_preset(depth, dataset):
+    """The preset of published `dataset` weights for `depth`, or `None`."""
+    for preset in RESNET_CIFAR_PRESETS.values():
+        if preset["depth"] == depth and preset["dataset"] == dataset:
+            return preset
+    return None
+
+
 def check_compatible(weights, depth, num_classes, shortcut, preactivation):
     """Raises a clear error before building a model `weights` cannot fit."""
-    if weights == DATASET:
-        if depth not in CHECKPOINTS:
+    if isinstance(weights, str) and weights in datasets():
+        if find_preset(depth, weights) is None:
+            published = sorted(p["depth"] for p in RESNET_CIFAR_PRESETS.values())
             raise ValueError(
-                f"`weights='{DATASET}'` exists for depth in {sorted(CHECKPOINTS)}, "
-                f"got depth={depth}."
+                f"`weights='{weights}'` exists for depth in {published}, got depth={depth}."
             )
         for name, value, expected in (
             ("num_classes", num_classes, 10),
@@ -83,19 +69,20 @@ def check_compatible(weights, depth, num_classes, shortcut, preactivation):
         ):
             if value != expected:
                 raise ValueError(
-                    f"`weights='{DATASET}'` needs `{name}={expected!r}` (the "
+                    f"`weights='{weights}'` needs `{name}={expected!r}` (the "
                     f"published networks), got {name}={value!r}."
                 )
         return
+    named = " or ".join(repr(name) for name in datasets())
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(
-            f"`weights` must be None, '{DATASET}' or a file path, got "
+            f"`weights` must be None, {named} or a file path, got "
             f"{weights!r} of type {type(weights).__name__}."
         )
     path = os.fspath(weights)
     if not path.endswith(TORCH_SUFFIXES + KERAS_SUFFIXES + (CONVERTED_SUFFIX,)):
         raise ValueError(
-            f"`weights` must be None, '{DATASET}', a PyTorch checkpoint "
+            f"`weights` must be None, {named}, a PyTorch checkpoint "
             f"({', '.join(TORCH_SUFFIXES)}) or a Keras weights file "
             f"({', '.join(KERAS_SUFFIXES + (CONVERTED_SUFFIX,))}); got {path!r}."
         )
@@ -105,8 +92,8 @@ def check_compatible(weights, depth, num_classes, shortcut, preactivation):
 
 def load_weights(model, weights, depth):
     """Loads `weights` (see `check_compatible`) into a `resnet_cifar` model."""
-    if weights == DATASET:
-        load_published(model, depth)
+    if isinstance(weights, str) and weights in datasets():
+        load_published(model, find_preset(depth, weights))
         return
     path = os.fspath(weights)
     if path.endswith(KERAS_SUFFIXES):
@@ -130,9 +117,9 @@ def convert_checkpoint(path):
     return converter.keras_weights_from_state_dict(state_dict)
 
 
-def load_published(model, depth):
-    """Loads the published weights for `depth`, downloaded and converted once."""
-    checkpoint_path = fetch_checkpoint(depth)
+def load_published(model, preset):
+    """Loads the weights of `preset`, downloaded and converted once."""
+    checkpoint_path = fetch_checkpoint(preset)
     target = converted_path(checkpoint_path)
     if os.path.exists(target):
         try:
@@ -141,10 +128,9 @@ def load_published(model, depth):
         except ValueError as error:
             # The checkpoint was just verified by its SHA-256, so a cached
             # conversion that does not read or fit is damaged: redo it.
-            _remove(target)
             warnings.warn(
-                f"The cached converted weights {target} were damaged ({error}); the file "
-                f"was removed and is converted again from {checkpoint_path}.",
+                f"The cached converted weights {target} were damaged ({error}); they are "
+                f"converted again from {checkpoint_path}.",
                 stacklevel=2,
             )
     weights = convert_checkpoint(checkpoint_path)
@@ -157,35 +143,52 @@ def converted_path(checkpoint_path):
     return os.path.splitext(checkpoint_path)[0] + CONVERTED_SUFFIX
 
 
-def fetch_checkpoint(depth):
-    """The verified local copy of the published checkpoint for `depth`."""
-    entry = CHECKPOINTS[depth]
+def fetch_checkpoint(preset):
+    """The verified local copy of the checkpoint of `preset`, downloaded once."""
+    filename = preset["url"].rsplit("/", 1)[-1]
     return download.get_file(
-        BASE_URL + entry.filename,
-        entry.filename,
-        sha256=expected_sha256(entry),
-        cache_subdir="models",
-        cache_dir=cache_directory(),
-        description=f"the pretrained ResNet-{depth} weights",
+        preset["url"],
+        sha256=preset["sha256"],
+        description=f"the pretrained ResNet-{preset['depth']} weights",
         local_hint=(
-            f"pass `weights='/path/to/{entry.filename}'` "
-            f"(`--weights /path/to/{entry.filename}` on the command line)"
+            f"pass `weights='/path/to/{filename}'` "
+            f"(`--weights /path/to/{filename}` on the command line)"
         ),
     )
 
 
-def expected_sha256(entry):
-    """The full SHA-256, or the 8 hex digits in the file name (its digest's start)."""
-    return entry.sha256 or os.path.splitext(entry.filename)[0].rsplit("-", 1)[1]
+def install_in_cache(checkpoint, depth, dataset="cifar10"):
+    """Puts a local copy of a published checkpoint where `weights=dataset` finds it.
 
+    The file must be the published one (its SHA-256 is checked); it is
+    copied into the Keras cache and converted there, so that
+    `resnet_cifar(depth, weights=dataset)` then works without network access.
 
-def cache_directory():
-    """`$KERAS_HOME` or `~/.keras`, created; like `get_file`, a temp folder if not writable."""
-    return download.default_cache_dir()
+    Returns:
+        The path of the cached checkpoint.
 
-
-def sha256(path):
-    return download.file_sha256(path)
+    Raises:
+        ValueError: no published checkpoint of `depth`, or `checkpoint` is
+            another file.
+    """
+    preset = find_preset(depth, dataset)
+    if preset is None:
+        raise ValueError(f"there is no published ResNet-{depth} for {dataset!r} to cache")
+    filename = preset["url"].rsplit("/", 1)[-1]
+    if not download.file_matches(checkpoint, preset["sha256"]):
+        raise ValueError(
+            f"{checkpoint} is not the published {filename} "
+            f"(SHA-256 {download.file_sha256(checkpoint)}); not cached"
+        )
+    # A download from the local file: the cache's own check, name and atomic write.
+    path = download.get_file(
+        pathlib.Path(checkpoint).resolve().as_uri(),
+        filename,
+        sha256=preset["sha256"],
+        description=f"the pretrained ResNet-{depth} weights",
+    )
+    write_converted(convert_checkpoint(path), converted_path(path))
+    return path
 
 
 def read_converted(path):
@@ -218,19 +221,6 @@ def read_converted(path):
 
 
 def write_converted(weights, target):
-    """Writes `{path: array}` to `target` atomically (temporary file, then rename)."""
-    directory = os.path.dirname(os.path.abspath(target))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **weights)
-        os.replace(temporary, target)
-    except BaseException:
-        _remove(temporary)
-        raise
-
-
-def _remove(path):
-    if os.path.exists(path):
-        os.remove(path)
+    """Writes `{path: array}` to the `.weights.npz` file `target`, atomically."""
+    with atomic_path(target) as path:
+        np.savez(path, **weights)

@@ -5,9 +5,9 @@
 - a cached copy is used only when it matches its SHA-256 (full, or the
   prefix a published file name carries); a damaged or empty one is removed
   and fetched again;
-- the download lands in a private temporary folder next to the cache and is
-  renamed into place only once complete and verified: an interrupted or
-  rejected download leaves nothing behind;
+- the download is written through `keras_deepblocks.utils.files.atomic_path`
+  (a temporary file beside its place in the cache, renamed once complete and
+  verified): an interrupted or rejected download leaves nothing behind;
 - failures raise `DownloadConnectionError` (a `ConnectionError`: no network,
   unknown host, missing file) or `DownloadHashError` (a `ValueError` too),
   with one message naming the URL, the cache path where the file can be put
@@ -24,12 +24,15 @@ import tempfile
 import time
 import urllib.parse
 
+from keras_deepblocks.utils.files import atomic_path
+
 # A socket that receives nothing for this long fails the download instead of
 # hanging (urllib's default is to wait forever).
 TIMEOUT_SECONDS = 60
-# A leftover staging folder older than this belongs to a killed process.
+# A leftover partial download older than this belongs to a killed process.
 STALE_SECONDS = 3600
-_PARTIAL_SUFFIX = ".partial"
+# What `atomic_path` puts in the name of a file it has not finished.
+_PARTIAL = ".partial"
 
 
 class DownloadError(OSError):
@@ -125,40 +128,46 @@ def get_file(
         removed = f" (the cached copy {target} did not match its SHA-256 and was removed)"
     try:
         os.makedirs(directory, exist_ok=True)
-        _remove_stale_staging(directory, fname)
-        staging = tempfile.mkdtemp(dir=directory, prefix=f".{fname}.", suffix=_PARTIAL_SUFFIX)
+        _remove_stale_partials(directory, fname)
+        with atomic_path(target) as partial:
+            _fetch(url, partial, description, target, local_hint, removed)
+            if not file_matches(partial, sha256):
+                digest = file_sha256(partial)
+                expected = f"{sha256}..." if sha256 and len(sha256) < 64 else sha256
+                raise DownloadHashError(
+                    f"{url} downloaded with SHA-256 hash {digest}, not the expected "
+                    f"{expected or 'non-empty file'}: the file was deleted. The download was "
+                    "damaged or the file changed on the server; try again, or get the file "
+                    f"another way and put it at {target}"
+                    + (f", or {local_hint}" if local_hint else "")
+                    + "."
+                )
+    except DownloadError:
+        raise
     except OSError as error:
+        # The cache folder cannot be written (`atomic_path` creates it and its file).
         raise DownloadError(
             f"Could not download {description}: the cache folder {directory} is not "
             f"writable ({error}). Set KERAS_HOME to a writable folder"
             + (f", or {local_hint}" if local_hint else "")
             + "."
         ) from error
-    try:
-        fetched = _fetch(url, fname, staging, description, target, local_hint, removed)
-        if not file_matches(fetched, sha256):
-            digest = file_sha256(fetched)
-            expected = f"{sha256}..." if sha256 and len(sha256) < 64 else sha256
-            raise DownloadHashError(
-                f"{url} downloaded with SHA-256 hash {digest}, not the expected "
-                f"{expected or 'non-empty file'}: the file was deleted. The download was "
-                "damaged or the file changed on the server; try again, or get the file "
-                f"another way and put it at {target}"
-                + (f", or {local_hint}" if local_hint else "")
-                + "."
-            )
-        os.replace(fetched, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def _fetch(url, fname, staging, description, target, local_hint, removed):
+def _fetch(url, partial, description, target, local_hint, removed):
+    """Downloads `url` into the (existing, empty) file `partial` with `keras.utils.get_file`."""
     import keras
 
     try:
         with _socket_timeout(TIMEOUT_SECONDS):
-            return keras.utils.get_file(fname, url, cache_dir=staging, cache_subdir="")
+            keras.utils.get_file(
+                os.path.basename(partial),
+                url,
+                cache_dir=os.path.dirname(partial),
+                cache_subdir="",
+                force_download=True,  # `partial` exists: `atomic_path` created it
+            )
     except KeyboardInterrupt:
         raise
     except Exception as error:  # get_file raises a bare Exception for URL errors
@@ -188,15 +197,22 @@ def _socket_timeout(seconds):
         socket.setdefaulttimeout(previous)
 
 
-def _remove_stale_staging(directory, fname):
-    """Removes staging folders that a killed download left behind."""
+def _remove_stale_partials(directory, fname):
+    """Removes partial downloads of `fname` that a killed process left behind.
+
+    `atomic_path` names them `.FNAME.XXXXXXXX.partial...`; earlier versions
+    of this module left folders of the same name.
+    """
     now = time.time()
     for name in os.listdir(directory):
-        if name.startswith(f".{fname}.") and name.endswith(_PARTIAL_SUFFIX):
+        if name.startswith(f".{fname}.") and _PARTIAL in name:
             path = os.path.join(directory, name)
             with contextlib.suppress(OSError):
                 if now - os.path.getmtime(path) > STALE_SECONDS:
-                    shutil.rmtree(path, ignore_errors=True)
+                    if os.path.isdir(path):
+                        shutil.rmtree(path)
+                    else:
+                        os.remove(path)
 
 
 def _remove(path):

@@ -89,7 +89,7 @@ def test_an_interrupted_download_leaves_nothing(tmp_path, monkeypatch):
     url, _ = serve(tmp_path)
     cache = tmp_path / "cache"
 
-    def interrupted(fname, origin, cache_dir, cache_subdir):
+    def interrupted(fname, origin, cache_dir, cache_subdir, force_download):
         with open(os.path.join(cache_dir, cache_subdir, fname), "wb") as file:
             file.write(b"the first bytes")
         raise KeyboardInterrupt
@@ -100,17 +100,41 @@ def test_an_interrupted_download_leaves_nothing(tmp_path, monkeypatch):
     assert listing(cache) == ["models"]
 
 
-def test_stale_staging_folders_are_removed(tmp_path):
+def test_stale_partial_downloads_are_removed(tmp_path):
     url, _ = serve(tmp_path)
     models = tmp_path / "cache" / "models"
-    stale = models / ".weights-file.bin.old.partial"
-    fresh = models / ".weights-file.bin.new.partial"
-    for folder in (stale, fresh):
-        folder.mkdir(parents=True)
-        (folder / "weights-file.bin").write_bytes(b"partial")
-    os.utime(stale, (time.time() - 2 * download.STALE_SECONDS,) * 2)
+    models.mkdir(parents=True)
+    # What `atomic_path` leaves when its process is killed, and an older version's folder.
+    stale_file = models / ".weights-file.bin.abc123.partial.bin"
+    stale_folder = models / ".weights-file.bin.old.partial"
+    fresh = models / ".weights-file.bin.new123.partial.bin"
+    other = models / ".other.bin.abc123.partial.bin"
+    stale_folder.mkdir()
+    (stale_folder / "weights-file.bin").write_bytes(b"partial")
+    for path in (stale_file, fresh, other):
+        path.write_bytes(b"partial")
+    for path in (stale_file, stale_folder, other):
+        os.utime(path, (time.time() - 2 * download.STALE_SECONDS,) * 2)
     download.get_file(url, cache_dir=str(tmp_path / "cache"))
-    assert not stale.exists() and fresh.exists()  # a fresh one may be another process's
+    assert listing(models) == sorted([fresh.name, other.name, "weights-file.bin"])
+
+
+def test_the_download_is_written_through_atomic_path(tmp_path, monkeypatch):
+    """The one atomic write: while the file downloads, only a hidden partial file exists."""
+    url, digest = serve(tmp_path)
+    cache = tmp_path / "cache"
+    seen = []
+    real_get_file = keras.utils.get_file
+
+    def watching_get_file(fname, origin, **kwargs):
+        seen.extend((p.name, p.is_file()) for p in (cache / "models").iterdir())
+        return real_get_file(fname, origin, **kwargs)
+
+    monkeypatch.setattr(keras.utils, "get_file", watching_get_file)
+    path = download.get_file(url, sha256=digest, cache_dir=str(cache))
+    ((partial, is_file),) = seen  # a file beside the target, not a staging folder
+    assert partial.startswith(".weights-file.bin.") and ".partial" in partial and is_file
+    assert listing(cache / "models") == ["weights-file.bin"] and path.endswith("weights-file.bin")
 
 
 def test_bad_arguments_name_themselves(tmp_path):

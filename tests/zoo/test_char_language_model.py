@@ -1,15 +1,15 @@
+"""The character-aware language model (Kim et al. 2016) and its perplexity metric."""
+
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
-from keras_deepblocks.layers.character_ids import char_ids
-from keras_deepblocks.zoo.char_language_model import char_aware_language_model
 from keras_deepblocks.metrics.perplexity import Perplexity
-from keras_deepblocks.zoo.text_corpus import build_vocabulary
-from keras_deepblocks.zoo.text_corpus import language_model_arrays
-from keras_deepblocks.zoo.text_corpus import read_sentences
-from keras_deepblocks.zoo.text_corpus import tiny_corpus
+from keras_deepblocks.text import build_vocabulary
+from keras_deepblocks.text import language_model_arrays
+from keras_deepblocks.text import read_sentences
+from keras_deepblocks.text import tiny_corpus
+from keras_deepblocks.zoo.char_language_model import char_aware_language_model
 
 MAX_CHARS = 12
 SMALL_ENCODER = {
@@ -33,32 +33,6 @@ def test_perplexity_is_exp_of_masked_mean_cross_entropy(rng):
     np.testing.assert_allclose(float(metric.result()), expected, rtol=1e-5)
     clone = Perplexity.from_config(metric.get_config())
     assert clone.name == "perplexity" and not clone.from_logits
-
-
-def test_corpus_reader_vocabulary_and_next_word_targets(tmp_path):
-    path = tmp_path / "ptb.train.txt"
-    path.write_text(" the cat sat \n\n the dog <unk> sat\nthe end\n", encoding="utf-8")
-    sentences = read_sentences(path)
-    assert sentences == [["the", "cat", "sat"], ["the", "dog", "<unk>", "sat"], ["the", "end"]]
-    vocabulary = build_vocabulary(sentences, max_size=5)
-    assert vocabulary == ["<unk>", "</s>", "the", "sat", "cat"]
-    inputs, targets = language_model_arrays(
-        sentences, vocabulary, sequence_length=4, max_characters_per_token=MAX_CHARS
-    )
-    stream = "the cat sat </s> the dog <unk> sat </s> the end </s>".split()
-    assert inputs.shape == (2, 4, MAX_CHARS) and targets.shape == (2, 4)
-    expected_targets = [vocabulary.index(w) if w in vocabulary else 0 for w in stream[1:9]]
-    np.testing.assert_array_equal(targets.ravel(), expected_targets)  # "dog", "end" -> <unk>
-    spelled = ops.convert_to_numpy(char_ids(stream[:8], max_characters_per_token=MAX_CHARS))
-    np.testing.assert_array_equal(inputs.reshape(8, MAX_CHARS), spelled)  # OOV keeps its spelling
-    with pytest.raises(ValueError, match="sequence_length"):
-        language_model_arrays(sentences, vocabulary, sequence_length=40)
-
-
-def test_tiny_corpus_is_deterministic_ptb_style_text():
-    lines = tiny_corpus(50, seed=3)
-    assert lines == tiny_corpus(50, seed=3) and lines != tiny_corpus(50, seed=4)
-    assert len(lines) == 50 and all(line.endswith(" .") and "  " not in line for line in lines)
 
 
 def test_language_model_perplexity_goes_down_and_round_trips(tmp_path):

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_deepblocks.cli import main
+from deepblocks import main
 from keras_deepblocks.zoo import resnet20
-from keras_deepblocks.zoo import resnet_cifar_weights as registry
 from keras_deepblocks.zoo.converters.resnet_cifar import torch_key
+from keras_deepblocks.zoo.resnet_cifar_presets import RESNET_CIFAR_PRESETS
 
 RESNET20 = "resnet20-12fca82f.th"
 
@@ -37,7 +37,9 @@ def test_convert_writes_a_model_that_predicts_like_the_checkpoint(
 
 def test_convert_cache_enables_offline_cifar10_weights(shared_fixtures, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.setattr(registry, "BASE_URL", "http://127.0.0.1:9/unreachable/")
+    for key, preset in RESNET_CIFAR_PRESETS.items():  # offline: the same files, unreachable
+        unreachable = "http://127.0.0.1:9/" + preset["url"].rsplit("/", 1)[-1]
+        monkeypatch.setitem(RESNET_CIFAR_PRESETS, key, {**preset, "url": unreachable})
     checkpoint = shared_fixtures / "resnet_cifar_torch" / RESNET20
     main(["convert", str(checkpoint), "-o", str(tmp_path / "r20.weights.npz"), "--cache"])
     images = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3)).astype("uint8")

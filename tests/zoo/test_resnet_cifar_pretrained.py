@@ -11,13 +11,15 @@ import pytest
 from keras_deepblocks.zoo import resnet20
 from keras_deepblocks.zoo import resnet56
 from keras_deepblocks.zoo import resnet_cifar
-from keras_deepblocks.zoo import resnet_cifar_weights as registry
+from keras_deepblocks.zoo import resnet_cifar_weights
 from keras_deepblocks.zoo.converters.resnet_cifar import WeightsMismatchError
+from keras_deepblocks.zoo.resnet_cifar_presets import RESNET_CIFAR_PRESETS
 
 torch = pytest.importorskip("torch")
 
 RESNET20 = "resnet20-12fca82f.th"
 RESNET56 = "resnet56-4bfd9763.th"
+# Written out, not imported: the reference's training normalization (ImageNet's values).
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
 
@@ -132,9 +134,16 @@ def test_wrong_architecture_names_the_mismatch(shared_fixtures):
         resnet20(num_classes=100, weights=str(path))
 
 
-def _serve(directory, monkeypatch):
-    """Points the registry at a local folder (file:// URL) and the Keras cache at a temp dir."""
-    monkeypatch.setattr(registry, "BASE_URL", pathlib.Path(directory).as_uri() + "/")
+def _serve(base_url, monkeypatch, **changes):
+    """Points every preset's URL at `base_url` (a local folder's file:// URL, or nowhere)."""
+    if isinstance(base_url, pathlib.Path):
+        base_url = base_url.as_uri() + "/"
+    for key, preset in RESNET_CIFAR_PRESETS.items():
+        filename = preset["url"].rsplit("/", 1)[-1]
+        edited = {**preset, "url": base_url + filename}
+        if preset["depth"] == changes.get("depth"):
+            edited.update(changes)
+        monkeypatch.setitem(RESNET_CIFAR_PRESETS, key, edited)
 
 
 def _cache_files(keras_home):
@@ -145,7 +154,7 @@ def _cache_files(keras_home):
 def test_cifar10_without_network_fails_cleanly(tmp_path, monkeypatch):
     keras_home = tmp_path / "keras_home"
     monkeypatch.setenv("KERAS_HOME", str(keras_home))
-    monkeypatch.setattr(registry, "BASE_URL", "http://127.0.0.1:9/unreachable/")
+    _serve("http://127.0.0.1:9/unreachable/", monkeypatch)
     expected = (
         r"Could not download the pretrained ResNet-20 weights from http://127\.0\.0\.1:9/"
         r".*put it at .*keras_home/models/resnet20-12fca82f\.th"
@@ -165,8 +174,9 @@ def test_corrupted_download_is_deleted(tmp_path, monkeypatch, name):
     keras_home = tmp_path / "keras_home"
     monkeypatch.setenv("KERAS_HOME", str(keras_home))
     _serve(server, monkeypatch)
-    with pytest.raises(registry.WeightsUnavailableError):
-        registry.fetch_checkpoint(int(name[6:].split("-")[0]))
+    preset = resnet_cifar_weights.find_preset(int(name[6:].split("-")[0]), "cifar10")
+    with pytest.raises(resnet_cifar_weights.WeightsUnavailableError):
+        resnet_cifar_weights.fetch_checkpoint(preset)
     assert _cache_files(keras_home) == []
 
 
@@ -178,19 +188,17 @@ def test_cifar10_downloads_verifies_converts_once(shared_fixtures, tmp_path, mon
     first = logits(resnet20(weights="cifar10"), images)
     assert _cache_files(keras_home) == [RESNET20, "resnet20-12fca82f.weights.npz"]
     digest = hashlib.sha256((keras_home / "models" / RESNET20).read_bytes()).hexdigest()
-    assert digest == registry.CHECKPOINTS[20].sha256
+    assert digest == RESNET_CIFAR_PRESETS["resnet20_cifar10"]["sha256"]
 
     def no_second_conversion(path):
         raise AssertionError("converted twice")
 
-    monkeypatch.setattr(registry, "convert_checkpoint", no_second_conversion)
-    monkeypatch.setattr(registry, "BASE_URL", "http://127.0.0.1:9/unreachable/")
+    monkeypatch.setattr(resnet_cifar_weights, "convert_checkpoint", no_second_conversion)
+    _serve("http://127.0.0.1:9/unreachable/", monkeypatch)
     second = resnet20(weights="cifar10", include_preprocessing=False, gradient_checkpointing=True)
     from keras_deepblocks.zoo import cifar_preprocess
 
-    np.testing.assert_allclose(
-        logits(second, cifar_preprocess(images)), first, atol=1e-5
-    )
+    np.testing.assert_allclose(logits(second, cifar_preprocess(images)), first, atol=1e-5)
     reference = torch_logits(keras_home / "models" / RESNET20, 20, images)
     np.testing.assert_allclose(first, reference, atol=1e-4)
 
@@ -218,8 +226,10 @@ def test_keras_weights_file_and_converted_file(shared_fixtures, tmp_path):
     source.save_weights(tmp_path / "r20.weights.h5")
     restored = resnet20(weights=str(tmp_path / "r20.weights.h5"))
     np.testing.assert_array_equal(logits(restored, images), expected)
-    converted = registry.convert_checkpoint(shared_fixtures / "resnet_cifar_torch" / RESNET20)
-    registry.write_converted(converted, str(tmp_path / "r20.weights.npz"))
+    converted = resnet_cifar_weights.convert_checkpoint(
+        shared_fixtures / "resnet_cifar_torch" / RESNET20
+    )
+    resnet_cifar_weights.write_converted(converted, str(tmp_path / "r20.weights.npz"))
     restored = resnet20(weights=str(tmp_path / "r20.weights.npz"))
     np.testing.assert_array_equal(logits(restored, images), expected)
 
@@ -240,7 +250,7 @@ def test_checkpoints_saved_by_modern_pytorch_load(tmp_path, zip_format):
         if model is None:
             model = resnet20(weights=str(path))
         else:  # what resnet20(weights=path) does once built, without building again
-            registry.load_weights(model, str(path), 20)
+            resnet_cifar_weights.load_weights(model, str(path), 20)
         expected = network_logits(network, images)
         np.testing.assert_allclose(logits(model, images), expected, atol=1e-4)
         # A different network each time: a stale or partial load cannot pass.
@@ -252,7 +262,7 @@ def test_damaged_weight_files_name_their_path(tmp_path):
     model = resnet20()
     model.save_weights(tmp_path / "good.weights.h5")
     arrays = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
-    registry.write_converted(arrays, str(tmp_path / "good.weights.npz"))
+    resnet_cifar_weights.write_converted(arrays, str(tmp_path / "good.weights.npz"))
     torch.save(fine_tuned_resnet20(0).state_dict(), tmp_path / "good.pth")
 
     def damaged(source, name, edit):
@@ -277,7 +287,7 @@ def test_damaged_weight_files_name_their_path(tmp_path):
     problems = []
     for path in paths:
         try:
-            registry.load_weights(model, str(path), 20)  # as resnet20(weights=path) does
+            resnet_cifar_weights.load_weights(model, str(path), 20)  # as resnet20(weights=path)
             problems.append(f"{path.name}: loaded")
         except ValueError as error:
             if str(path) not in str(error):
@@ -303,10 +313,9 @@ def test_damaged_cache_files_are_fetched_or_converted_again(tmp_path, monkeypatc
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     name = f"resnet20-{digest[:8]}.th"
     checkpoint.rename(server / name)
-    monkeypatch.setitem(registry.CHECKPOINTS, 20, registry.Checkpoint(name, digest))
     keras_home = tmp_path / "keras_home"
     monkeypatch.setenv("KERAS_HOME", str(keras_home))
-    _serve(server, monkeypatch)
+    _serve(server, monkeypatch, depth=20, url=(server / name).as_uri(), sha256=digest)
     images = raw_images(2)
     expected = network_logits(network, images)
     np.testing.assert_allclose(logits(resnet20(weights="cifar10"), images), expected, atol=1e-4)
@@ -316,17 +325,17 @@ def test_damaged_cache_files_are_fetched_or_converted_again(tmp_path, monkeypatc
 
     for damage in (lambda data: b"", lambda data: data[:1000] + b"x" + data[1001:]):
         converted.write_bytes(damage(converted.read_bytes()))
-        with pytest.warns(UserWarning, match=f"{converted}.*removed and is converted again"):
+        with pytest.warns(UserWarning, match=f"{converted}.*damaged.*converted again"):
             model = resnet20(weights="cifar10")
         np.testing.assert_allclose(logits(model, images), expected, atol=1e-4)
-        assert registry.read_converted(converted)  # a good file again
+        assert resnet_cifar_weights.read_converted(converted)  # a good file again
 
     cached.write_bytes(cached.read_bytes()[:-100])  # damaged checkpoint: fetched again
     np.testing.assert_allclose(logits(resnet20(weights="cifar10"), images), expected, atol=1e-4)
     assert hashlib.sha256(cached.read_bytes()).hexdigest() == digest
 
     cached.write_bytes(b"")  # damaged and offline: removed, and the message says where to put it
-    monkeypatch.setattr(registry, "BASE_URL", (tmp_path / "offline").as_uri() + "/")
+    _serve(tmp_path / "offline", monkeypatch)
     expected_message = f"{cached} did not match its SHA-256 and was removed"
     with pytest.raises(ConnectionError, match=expected_message):
         resnet20(weights="cifar10")

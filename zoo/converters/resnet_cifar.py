@@ -14,6 +14,8 @@ import re
 
 import numpy as np
 
+from keras_deepblocks.zoo import registry
+
 BATCH_NORM_NAMES = {
     "weight": "gamma",
     "bias": "beta",
@@ -90,6 +92,33 @@ def keras_weights_from_state_dict(state_dict):
     return weights
 
 
+def architecture(weights, source):
+    """`(depth, num_classes, shortcut)` of the `resnet_cifar` network `weights` belong to.
+
+    Args:
+        weights: `{keras_variable_path: array}`, as from
+            `keras_weights_from_state_dict`.
+        source: What the weights were read from, for messages.
+
+    Raises:
+        WeightsMismatchError: `weights` hold no CIFAR ResNet, or stages of
+            different lengths.
+    """
+    units = [_units(weights, stage) for stage in (1, 2, 3)]
+    if "linear/bias" not in weights or not units[0]:
+        raise WeightsMismatchError(
+            f"{source} holds no CIFAR ResNet (no linear/bias or layer1 units)"
+        )
+    if len(set(units)) > 1:
+        raise WeightsMismatchError(
+            f"{source} holds stages of {', '.join(map(str, units))} residual units; a CIFAR "
+            "ResNet has the same number in each of its 3 stages"
+        )
+    shortcut = "B" if any("/projection/" in path for path in weights) else "A"
+    depth = registry.resnet_depth_from_units(units[0])
+    return depth, int(weights["linear/bias"].shape[0]), shortcut
+
+
 def keras_path(torch_key):
     """The Keras variable path of a reference state_dict key, or `None`."""
     match = _STEM_KEY.match(torch_key)
@@ -148,8 +177,7 @@ def assign_weights(model, weights, source):
         )
     if unexpected:
         problems.append(
-            f"the file has {len(unexpected)} weights the model lacks, e.g. "
-            + _describe(unexpected)
+            f"the file has {len(unexpected)} weights the model lacks, e.g. " + _describe(unexpected)
         )
     for path, variable in variables.items():
         if path in weights and tuple(weights[path].shape) != tuple(variable.shape):
@@ -160,9 +188,7 @@ def assign_weights(model, weights, source):
     if problems:
         hint = _depth_hint(weights, variables)
         raise WeightsMismatchError(
-            f"{source} does not match model {model.name!r}{hint}: "
-            + "; ".join(problems[:4])
-            + "."
+            f"{source} does not match model {model.name!r}{hint}: " + "; ".join(problems[:4]) + "."
         )
     for path, variable in variables.items():
         variable.assign(weights[path].astype(variable.dtype))
@@ -170,13 +196,16 @@ def assign_weights(model, weights, source):
 
 def _depth_hint(weights, variables):
     """`" (file: ResNet-20, model: ResNet-56)"` when the unit counts differ."""
-    depths = []
-    for paths in (weights, variables):
-        units = {p.split("/", 1)[0] for p in paths if p.startswith("layer1_")}
-        depths.append(6 * len(units) + 2)
-    if depths[0] == depths[1]:
+    units = [_units(paths, 1) for paths in (weights, variables)]
+    if units[0] == units[1] or not all(units):
         return ""
+    depths = [registry.resnet_depth_from_units(n) for n in units]
     return f" (file: ResNet-{depths[0]}, model: ResNet-{depths[1]})"
+
+
+def _units(paths, stage):
+    """How many residual units of `stage` the variable paths name."""
+    return len({p.split("/", 1)[0] for p in paths if p.startswith(f"layer{stage}_")})
 
 
 def _variable_path(layer, name, is_norm):

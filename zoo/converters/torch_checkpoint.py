@@ -406,9 +406,7 @@ def _load_legacy(data, path):
         )
     protocol = _unpickle(file, path)
     if type(protocol) is not int or protocol != LEGACY_PROTOCOL_VERSION:
-        raise CheckpointFormatError(
-            f"{path}: unsupported torch.save protocol {_short(protocol)}."
-        )
+        raise CheckpointFormatError(f"{path}: unsupported torch.save protocol {_short(protocol)}.")
     sys_info = _unpickle(file, path)
     if not isinstance(sys_info, dict) or sys_info.get("little_endian", True) is not True:
         raise CheckpointFormatError(f"{path}: only little-endian checkpoints are supported.")
@@ -426,9 +424,7 @@ def _load_legacy(data, path):
             raise CheckpointFormatError(f"{path}: storage {key!r} is not used by any tensor.")
         (count,) = struct.unpack("<q", _read_exactly(file, 8, path))
         if count != storage.numel:
-            raise CheckpointFormatError(
-                f"{path}: {storage!r} is stored with {count} elements."
-            )
+            raise CheckpointFormatError(f"{path}: {storage!r} is stored with {count} elements.")
         start = file.tell()
         if storage.nbytes > len(data) - start:
             raise CheckpointFormatError(

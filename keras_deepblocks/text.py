@@ -1,4 +1,16 @@
-"""Word-level language-model data from PTB-style text (one tokenized sentence per line)."""
+"""Word-level language-model data from PTB-style text (one tokenized sentence per line).
+
+Reads sentences, builds a vocabulary and cuts the text into the character-id
+inputs and next-word targets of a character-aware language model (see
+`keras_deepblocks.zoo.char_aware_language_model`):
+
+>>> sentences = read_sentences(["the cat sat .", "", "the dog sat ."])
+>>> build_vocabulary(sentences)
+['<unk>', '</s>', '.', 'sat', 'the', 'cat', 'dog']
+>>> x, y = language_model_arrays(sentences, build_vocabulary(sentences), sequence_length=4)
+>>> x.shape, y.tolist()
+((2, 4, 50), [[5, 3, 2, 1], [4, 6, 3, 2]])
+"""
 
 import collections
 import os
@@ -6,8 +18,8 @@ import os
 import keras
 import numpy as np
 
+from keras_deepblocks.layers import char_ids
 from keras_deepblocks.utils import validation
-from keras_deepblocks.layers.character_ids import char_ids
 
 UNKNOWN = "<unk>"
 END_OF_SENTENCE = "</s>"
@@ -76,9 +88,7 @@ def language_model_arrays(
         raise ValueError(f"`vocabulary` has no {UNKNOWN!r} for words such as {missing[:3]}.")
     targets = np.array([index.get(w, unknown) for w in stream[1 : used + 1]], "int32")
     distinct, inverse = np.unique(np.array(stream[:used], dtype=object), return_inverse=True)
-    spelled = keras.ops.convert_to_numpy(
-        char_ids(list(distinct), scheme, max_characters_per_token)
-    )
+    spelled = keras.ops.convert_to_numpy(char_ids(list(distinct), scheme, max_characters_per_token))
     inputs = spelled[inverse]
     shape = (num_sequences, sequence_length)
     return inputs.reshape(*shape, max_characters_per_token), targets.reshape(shape)
