@@ -1,9 +1,10 @@
 from setuptools import find_packages
 from setuptools import setup
 
-# `zoo/` sits at the top of the repository and installs as keras_deepblocks.zoo.
+# `zoo/` sits at the top of the repository and installs as keras_deepblocks.zoo;
+# `deepblocks/` is the command, apart from the package it calls.
 ZOO_PACKAGES = ["zoo"] + [f"zoo.{name}" for name in find_packages("zoo")]
-PACKAGES = find_packages(include=["keras_deepblocks", "keras_deepblocks.*"])
+PACKAGES = find_packages(include=["keras_deepblocks", "keras_deepblocks.*", "deepblocks"])
 PACKAGES += ["keras_deepblocks." + name for name in ZOO_PACKAGES]
 
 TFDS = [
@@ -54,7 +55,7 @@ setup(
         "datasets": TFDS + ["scikit-learn"],
         "test": TEST_EXTRAS + ["keras-tuner>=1.4"] + TFDS,
     },
-    entry_points={"console_scripts": ["deepblocks=keras_deepblocks.cli:main"]},
+    entry_points={"console_scripts": ["deepblocks=deepblocks:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Framework :: Keras",

@@ -1,11 +1,14 @@
-"""The `deepblocks` command: one module per subcommand.
+"""The `deepblocks` command: parses arguments, then calls keras-deepblocks.
 
-Each subcommand module defines `add_arguments(parser)` and `run(args)`, and
-may define `check(args)`, which validates the arguments before Keras loads;
-its docstring's first line is the subcommand's help. The modules import only the
-standard library at module level, and the package waits with Keras until an
-argument list has parsed (see `keras_deepblocks/__init__.py`), so that
-`deepblocks --help` and usage errors answer at once.
+One module per subcommand, each with `add_arguments(parser)` and `run(args)`,
+and optionally `check(args)`: argument checks that need only the standard
+library (files that must exist, options that exclude each other), so that
+such mistakes answer at once. The subcommand modules import only the standard
+library at module level: `deepblocks --help`, every subcommand's `--help` and
+usage errors load no Keras. Once the arguments have parsed, `main` imports
+Keras and `keras_deepblocks` (which registers its classes), and `run` calls
+the package (`keras_deepblocks.training`, `keras_deepblocks.zoo.registry`, ...);
+the subcommand module's docstring is its help.
 
 Expected failures (a missing file, no network, a bad value, a missing optional
 package) end in one line, `deepblocks COMMAND: error: ...`, and exit status 1;
@@ -15,6 +18,7 @@ package) end in one line, `deepblocks COMMAND: error: ...`, and exit status 1;
 import argparse
 import contextlib
 import importlib
+import importlib.util
 import math
 import os
 import pickle
@@ -22,11 +26,11 @@ import sys
 import tempfile
 
 SUBCOMMANDS = {
-    "demo": "keras_deepblocks.cli.demo",
-    "train": "keras_deepblocks.cli.train",
-    "evaluate": "keras_deepblocks.cli.evaluate",
-    "tune": "keras_deepblocks.cli.tune",
-    "convert": "keras_deepblocks.cli.convert",
+    "demo": "deepblocks.demo",
+    "train": "deepblocks.train",
+    "evaluate": "deepblocks.evaluate",
+    "tune": "deepblocks.tune",
+    "convert": "deepblocks.convert",
 }
 # Optional packages and the extra of keras-deepblocks that installs them.
 EXTRAS = {
@@ -85,6 +89,11 @@ def main(argv=None):
         if args.check is not None:
             args.check(args)
         _load_keras(quiet=not args.debug)
+        if getattr(args, "dataset", None) is not None:
+            from keras_deepblocks import datasets
+            from keras_deepblocks.utils import validation
+
+            validation.one_of(args.dataset, "--dataset", datasets.DATASETS)
         return args.run(args) or 0
     except KeyboardInterrupt:
         if args.debug:
@@ -126,18 +135,17 @@ def describe(error):
 
 
 def _load_keras(quiet):
-    """Imports Keras (and TensorFlow, which the data pipelines use) and registers our classes.
+    """Imports Keras and keras_deepblocks, which registers its classes for loading models.
 
-    Quiet: TensorFlow's C++ log level defaults to errors only, and what it
-    prints while it loads (before its logging honours that level: oneDNN and
-    CUDA notices) is dropped unless the import fails.
+    TensorFlow comes too (the data pipelines use it). Quiet: TensorFlow's C++
+    log level defaults to errors only, and what it prints while it loads
+    (before its logging honours that level: oneDNN and CUDA notices) is
+    dropped unless the import fails.
     """
-    import importlib.util
-
     if quiet:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _stderr_dropped() if quiet else contextlib.nullcontext():
-        import keras  # noqa: F401
+        import keras_deepblocks  # noqa: F401  (imports Keras)
 
         if importlib.util.find_spec("tensorflow") is not None:
             import tensorflow  # noqa: F401
@@ -149,7 +157,6 @@ def _load_keras(quiet):
             from absl import logging as absl_logging
 
             absl_logging.set_verbosity(absl_logging.ERROR)
-    importlib.import_module("keras_deepblocks")._load()
 
 
 @contextlib.contextmanager
@@ -219,36 +226,3 @@ nonnegative_int = number(int, minimum=0)
 positive_float = number(above=0)
 nonnegative_float = number(minimum=0)
 finite_float = number()
-
-
-def check_output_file(path, suffixes=None, option="--output"):
-    """Makes sure `path` can be written before any work starts, creating nothing.
-
-    Raises:
-        ValueError: `path` does not end in one of `suffixes` or is a folder.
-        OSError: its folder cannot be created or written in.
-    """
-    if suffixes and not path.endswith(tuple(suffixes)):
-        raise ValueError(f"{option} must end in {' or '.join(suffixes)}, received: {path!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"{option} must be a file, not the folder {path!r}")
-    check_output_directory(os.path.dirname(os.path.abspath(path)), option)
-
-
-def check_output_directory(path, option="--log-dir"):
-    """Checks that the folder `path` exists or can be made, and can be written in.
-
-    Nothing is created: a run that fails later for another reason (say, no
-    data) leaves no empty folders behind.
-    """
-    existing = os.path.abspath(path)
-    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise NotADirectoryError(f"{option}: cannot write in {path!r} ({existing!r} is a file)")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise OSError(f"{option}: cannot write in {path!r} ({existing!r}: {reason})") from error

@@ -1,5 +1,5 @@
 import sys
 
-from keras_deepblocks.cli import main
+from deepblocks import main
 
 sys.exit(main())

@@ -13,7 +13,6 @@ on a machine without network access.
 import errno
 import os
 import shutil
-import tempfile
 
 OUTPUT_SUFFIXES = (".keras", ".weights.h5", ".weights.npz")
 
@@ -42,21 +41,20 @@ def add_arguments(parser):
 
 
 def check(args):
-    """Refuses a missing checkpoint or an unwritable output before Keras loads."""
-    from keras_deepblocks.cli import check_output_file
-
+    """Refuses a missing checkpoint before Keras loads."""
     if os.path.isdir(args.checkpoint):
         raise ValueError(f"CHECKPOINT must be a file, not the folder {args.checkpoint!r}")
     if not os.path.isfile(args.checkpoint):
         raise FileNotFoundError(errno.ENOENT, "No such checkpoint file", args.checkpoint)
-    check_output_file(args.output or _default_output(args.checkpoint), OUTPUT_SUFFIXES)
 
 
 def run(args):
+    from keras_deepblocks.training import check_output_file
     from keras_deepblocks.zoo import resnet_cifar_weights as registry
     from keras_deepblocks.zoo.resnet_cifar import resnet_cifar
 
     output = args.output or _default_output(args.checkpoint)
+    check_output_file(output, "--output", OUTPUT_SUFFIXES)
     weights = registry.convert_checkpoint(args.checkpoint)
     depth, num_classes, shortcut = _architecture(weights, args.checkpoint)
     if args.depth is not None and args.depth != depth:
@@ -91,26 +89,23 @@ def _architecture(weights, checkpoint):
 
 
 def _save(model, weights, output):
+    from keras_deepblocks.utils.files import atomic_path
     from keras_deepblocks.zoo import resnet_cifar_weights as registry
 
     if output.endswith(".weights.npz"):
         registry.write_converted(weights, output)
         return
-    # Write under a temporary name in the same folder, then rename: an
-    # interrupted conversion leaves no partial file.
-    directory = os.path.dirname(os.path.abspath(output))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory) as temporary:
-        path = os.path.join(temporary, os.path.basename(output))
+    # An interrupted conversion leaves no partial file.
+    with atomic_path(output) as path:
         if output.endswith(".keras"):
             model.save(path)
         else:
             model.save_weights(path)
-        os.replace(path, output)
 
 
 def _install_in_cache(checkpoint, depth, weights):
     from keras_deepblocks.utils import download
+    from keras_deepblocks.utils.files import atomic_path
     from keras_deepblocks.zoo import resnet_cifar_weights as registry
 
     entry = registry.CHECKPOINTS.get(depth)
@@ -122,16 +117,8 @@ def _install_in_cache(checkpoint, depth, weights):
             f"--cache: {checkpoint} is not the published {entry.filename} "
             f"(SHA-256 {download.file_sha256(checkpoint)}); not cached"
         )
-    directory = os.path.join(registry.cache_directory(), "models")
-    os.makedirs(directory, exist_ok=True)
-    target = os.path.join(directory, entry.filename)
-    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".partial")
-    os.close(handle)
-    try:
-        shutil.copyfile(checkpoint, temporary)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    target = os.path.join(registry.cache_directory(), "models", entry.filename)
+    with atomic_path(target) as path:
+        shutil.copyfile(checkpoint, path)
     registry.write_converted(weights, registry.converted_path(target))
     return target

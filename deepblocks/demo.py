@@ -2,16 +2,15 @@
 
 Shows the Highway paper's point in a few minutes on a CPU: at 50 layers, the
 plain network barely trains while the highway network does. No download: the
-data ships with scikit-learn.
+data ships with scikit-learn. The training is keras_deepblocks.training.compare.
 """
 
 import os
 
-from keras_deepblocks.cli import check_output_file
-from keras_deepblocks.cli import finite_float
-from keras_deepblocks.cli import nonnegative_int
-from keras_deepblocks.cli import positive_float
-from keras_deepblocks.cli import positive_int
+from deepblocks import finite_float
+from deepblocks import nonnegative_int
+from deepblocks import positive_float
+from deepblocks import positive_int
 
 
 def add_arguments(parser):
@@ -51,7 +50,7 @@ def add_arguments(parser):
 
 
 def check(args):
-    """Refuses an output file that cannot be written, before minutes of training."""
+    """Refuses an output that is no image file, before Keras loads."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     formats = sorted(FigureCanvasAgg.get_supported_filetypes())
@@ -61,41 +60,33 @@ def check(args):
             f"--output must end in an image extension ({', '.join('.' + f for f in formats)}), "
             f"received: {args.output!r}"
         )
-    check_output_file(args.output)
 
 
 def run(args):
-    import keras
-
-    from keras_deepblocks.data import load_digits
+    from keras_deepblocks import datasets
+    from keras_deepblocks import training
     from keras_deepblocks.zoo.highway_nets import highway_mlp
     from keras_deepblocks.zoo.highway_nets import plain_mlp
 
-    check(args)  # again: run() may be called without main()
-    (x_train, y_train), (x_test, y_test) = load_digits(seed=args.seed)
+    training.check_output_file(args.output, "--output")  # before minutes of training
+    data = datasets.load_digits(seed=args.seed)
+    shape = data[0][0].shape[1:]
     builders = {
-        "plain": lambda: plain_mlp(x_train.shape[1:], 10, args.depth, args.width),
+        "plain": lambda: plain_mlp(shape, 10, args.depth, args.width),
         "highway": lambda: highway_mlp(
-            x_train.shape[1:], 10, args.depth, args.width, transform_bias=args.transform_bias
+            shape, 10, args.depth, args.width, transform_bias=args.transform_bias
         ),
     }
-    results = {}
-    for name, build in builders.items():
-        print(f"\n{name} network, {args.depth} layers of {args.width} units")
-        keras.utils.set_random_seed(args.seed)  # both start from the same draw
-        model = build()
-        model.compile(
-            # Clipping keeps one bad early step from sending either net to NaN.
-            optimizer=keras.optimizers.SGD(args.learning_rate, momentum=0.9, clipnorm=1.0),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        history = model.fit(
-            x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=args.verbose
-        )
-        _, accuracy = model.evaluate(x_test, y_test, verbose=0)
-        results[name] = (history.history["loss"], accuracy)
-
+    print(f"plain and highway networks, {args.depth} layers of {args.width} units")
+    results = training.compare(
+        builders,
+        data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        verbose=args.verbose,
+    )
     print(_table(args.depth, results))
     _plot(results, args)
     print(f"loss curves written to {args.output}")
@@ -111,6 +102,8 @@ def _table(depth, results):
 def _plot(results, args):
     import matplotlib
 
+    from keras_deepblocks.utils.files import atomic_path
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -123,6 +116,6 @@ def _plot(results, args):
     ax.set_title(f"Plain vs highway MLP, {args.depth} layers of {args.width} units (digits)")
     ax.legend()
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    fig.savefig(args.output, dpi=100)
+    with atomic_path(args.output) as path:
+        fig.savefig(path, dpi=100, format=os.path.splitext(args.output)[1].lstrip(".").lower())
     plt.close(fig)

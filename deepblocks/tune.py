@@ -17,8 +17,12 @@ The search lives in --directory/--project-name, with its settings
 import argparse
 import contextlib
 import io
-import math
 import warnings
+
+from deepblocks import finite_float
+from deepblocks import number
+from deepblocks import positive_float
+from deepblocks import positive_int
 
 OBJECTIVE = "val_accuracy"
 # The hypermodels' names, the default project names.
@@ -28,51 +32,6 @@ SPACE_OPTIONS = {
     "highway": ("depth", "depth_step", "transform_bias", "width", "activation", "learning_rate"),
     "resnet": ("depth", "final_survival_probability", "learning_rate"),
 }
-
-
-def _number(text, kind):
-    try:
-        return kind(text)
-    except ValueError:
-        name = "an integer" if kind is int else "a number"
-        raise argparse.ArgumentTypeError(f"must be {name}, received: {text}") from None
-
-
-def _positive_int(text):
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, received: {text}")
-    return value
-
-
-def _finite_float(text):
-    value = _number(text, float)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, received: {text}")
-    return value
-
-
-def _positive_float(text):
-    value = _finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, received: {text}")
-    return value
-
-
-def _probability(text):
-    value = _finite_float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], received: {text}")
-    return value
-
-
-def _resnet_depth(text):
-    value = _number(text, int)
-    if value < 8 or (value - 2) % 6:
-        raise argparse.ArgumentTypeError(
-            f"must be a ResNet depth 6n+2 (20, 32, 44, 56, 110, ...), received: {text}"
-        )
-    return value
 
 
 class _Range(argparse.Action):
@@ -88,32 +47,32 @@ class _Range(argparse.Action):
 
 
 def add_arguments(parser):
-    from keras_deepblocks.cli.train import add_data_arguments
+    from deepblocks.train import add_data_arguments
 
     common = parser.__class__(add_help=False)
     add_data_arguments(common, batch_size=64)
     common.add_argument("--tuner", default="random", choices=("random", "hyperband", "bayesian"))
     common.add_argument(
         "--max-trials",
-        type=_positive_int,
+        type=positive_int,
         default=10,
         help="trials of random/bayesian search; a larger value extends a search (default: 10)",
     )
     common.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=positive_int,
         default=10,
         help="epochs per trial (Hyperband: the most per trial) (default: 10)",
     )
     common.add_argument(
         "--steps-per-epoch",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="limit each epoch to this many batches",
     )
     common.add_argument(
         "--validation-fraction",
-        type=_finite_float,
+        type=number(above=0, below=1),
         default=0.2,
         help="held-out part of the training split, in (0, 1) (default: 0.2)",
     )
@@ -129,7 +88,7 @@ def add_arguments(parser):
         help="delete the search in --directory/--project-name and start a new one",
     )
     common.add_argument(
-        "--top", type=_positive_int, default=5, help="best trials to print (default: 5)"
+        "--top", type=positive_int, default=5, help="best trials to print (default: 5)"
     )
     common.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     common.add_argument(
@@ -149,7 +108,7 @@ def add_arguments(parser):
     )
     highway.add_argument(
         "--depth",
-        type=_positive_int,
+        type=positive_int,
         nargs=2,
         default=(2, 30),
         action=_Range,
@@ -157,13 +116,13 @@ def add_arguments(parser):
     )
     highway.add_argument(
         "--depth-step",
-        type=_positive_int,
+        type=positive_int,
         default=4,
         help="step of the depth range (default: 4)",
     )
     highway.add_argument(
         "--transform-bias",
-        type=_finite_float,
+        type=finite_float,
         nargs=2,
         default=(-4.0, 0.0),
         action=_Range,
@@ -171,7 +130,7 @@ def add_arguments(parser):
     )
     highway.add_argument(
         "--width",
-        type=_positive_int,
+        type=positive_int,
         nargs="+",
         default=[50],
         help="one width, or several to choose from",
@@ -181,7 +140,7 @@ def add_arguments(parser):
     )
     highway.add_argument(
         "--learning-rate",
-        type=_positive_float,
+        type=positive_float,
         nargs=2,
         default=(1e-3, 1e-1),
         action=_Range,
@@ -193,14 +152,14 @@ def add_arguments(parser):
     )
     resnet.add_argument(
         "--depth",
-        type=_resnet_depth,
+        type=positive_int,
         nargs="+",
         default=[20, 32, 44, 56, 110],
         help="depths 6n+2",
     )
     resnet.add_argument(
         "--final-survival-probability",
-        type=_probability,
+        type=number(above=0, maximum=1),
         nargs=2,
         default=(0.5, 1.0),
         action=_Range,
@@ -208,7 +167,7 @@ def add_arguments(parser):
     )
     resnet.add_argument(
         "--learning-rate",
-        type=_positive_float,
+        type=positive_float,
         nargs=2,
         default=(0.01, 0.3),
         action=_Range,
@@ -216,47 +175,24 @@ def add_arguments(parser):
     )
 
 
-def check(args):
-    """Refuses bad values, and a search in the project folder with other settings.
-
-    Returns `"new"` or `"resume"`. Runs before Keras loads (the CLI calls it
-    first; `run` calls it again, as it needs the answer).
-    """
-    from keras_deepblocks.cli.train import check_dataset
-    from keras_deepblocks.tuning import record
-
-    check_dataset("tune", args.dataset)
-    if not 0 < args.validation_fraction < 1:
-        raise ValueError(
-            "`--validation-fraction` must be between 0 and 1 (exclusive), received: "
-            f"{args.validation_fraction}"
-        )
-    for name in ("batch_size", "image_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            option = "--" + name.replace("_", "-")
-            raise ValueError(f"`{option}` must be a positive integer, received: {value}")
-    if args.project_name is not None and not args.project_name.strip():
-        raise ValueError("`--project-name` must not be empty.")
-    return record.check(_project_dir(args), _settings(args), overwrite=args.overwrite)
-
-
 def run(args):
-    state = check(args)
-    from keras_deepblocks.tuning import record
-
-    conv = args.hypermodel == "resnet"
-    image_size = _image_size(args)
-    settings = _settings(args)
-    project_name = _project_name(args)
-    path = _project_dir(args)
-
     import keras
 
     from keras_deepblocks import datasets
     from keras_deepblocks import tuning
+    from keras_deepblocks.tuning import record
+    from keras_deepblocks.zoo import registry
 
+    # Everything that can be refused is, before a search folder is touched.
+    if args.project_name is not None and not args.project_name.strip():
+        raise ValueError("`--project-name` must not be empty.")
     _check_activations(args)
+    if args.hypermodel == "resnet":
+        for depth in args.depth:
+            registry.resnet_units_per_stage(depth, "--depth")
+    settings = _settings(args)
+    path = _project_dir(args)
+    state = record.check(path, settings, overwrite=args.overwrite)
     keras.utils.set_random_seed(args.seed)
     # Hyperband continues a trial from its saved model into a fresh one whose
     # optimizer is not built yet: the weights load, the optimizer state
@@ -265,8 +201,8 @@ def run(args):
     data = datasets.load(
         args.dataset,
         batch_size=args.batch_size,
-        image_size=image_size,
-        augment=conv,
+        image_size=_image_size(args),
+        augment=args.hypermodel == "resnet",
         validation_fraction=args.validation_fraction,
         data_dir=args.data_dir,
         seed=args.seed,
@@ -282,7 +218,7 @@ def run(args):
             max_epochs=args.epochs,
             objective=OBJECTIVE,
             directory=args.directory,
-            project_name=project_name,
+            project_name=_project_name(args),
             overwrite=args.overwrite,
             seed=args.seed,
             progress=say,
@@ -329,10 +265,9 @@ def run(args):
 
 
 def _image_size(args):
-    from keras_deepblocks.cli.train import default_image_size
+    from keras_deepblocks.training import default_image_size
 
-    kind = "resnet" if args.hypermodel == "resnet" else "highway_mlp"
-    return args.image_size or default_image_size(kind, args.dataset)
+    return args.image_size or default_image_size(args.dataset, args.hypermodel == "highway")
 
 
 def _project_name(args):

@@ -1,7 +1,8 @@
 """Image classification data for training and evaluating zoo models.
 
 `load("digits")` (the default) needs no download: scikit-learn's 8x8
-handwritten digits, resized as asked. `cifar10`, `cifar100`, `svhn_cropped`
+handwritten digits, resized as asked (`load_digits` gives them as plain
+arrays scaled to `[0, 1]`). `cifar10`, `cifar100`, `svhn_cropped`
 and `mnist` come from tensorflow-datasets, which downloads them once into its
 data directory (offline, copy a prepared dataset folder there; the error says
 how). Every dataset comes back as `tf.data` pipelines with the CIFAR recipe of
@@ -170,8 +171,6 @@ def load_arrays(name="digits", image_size=None, data_dir=None, download=True, se
     if image_size is not None:
         image_size = validation.positive_int(image_size, "image_size")
     if name == "digits":
-        from keras_deepblocks.data import load_digits
-
         (x_train, y_train), (x_test, y_test) = load_digits(seed=seed, images=True)
         # load_digits scales the 0..16 grey levels to [0, 1].
         x_train, x_test = x_train * 255.0, x_test * 255.0
@@ -181,6 +180,43 @@ def load_arrays(name="digits", image_size=None, data_dir=None, download=True, se
     if image_size is not None:
         x_train, x_test = _resize(x_train, image_size), _resize(x_test, image_size)
     return (x_train, y_train), (x_test, y_test), num_classes
+
+
+def load_digits(test_fraction=0.2, seed=0, images=False):
+    """scikit-learn's 8x8 handwritten digits, scaled to `[0, 1]`, split in two.
+
+    Offline: the data ships with scikit-learn.
+
+    Args:
+        test_fraction: Fraction of the 1797 examples held out for testing.
+        seed: Seed of the shuffle before the split.
+        images: Return `(n, 8, 8, 1)` images instead of `(n, 64)` vectors.
+
+    Returns:
+        `((x_train, y_train), (x_test, y_test))`, float32 inputs and int32
+        labels.
+
+    Example:
+
+    >>> (x_train, y_train), (x_test, y_test) = load_digits()
+    >>> x_train.shape, x_test.shape, float(x_train.max())
+    ((1438, 64), (359, 64), 1.0)
+    """
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError as error:
+        raise ImportError(
+            "The built-in digits data needs scikit-learn: pip install scikit-learn"
+        ) from error
+    digits = sklearn_digits()
+    x = (digits.data / 16.0).astype("float32")
+    y = digits.target.astype("int32")
+    if images:
+        x = x.reshape(-1, 8, 8, 1)
+    order = np.random.default_rng(seed).permutation(len(x))
+    split = int(round(len(x) * (1 - test_fraction)))
+    train, test = order[:split], order[split:]
+    return (x[train], y[train]), (x[test], y[test])
 
 
 def channel_stats(images):

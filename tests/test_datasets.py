@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_deepblocks import datasets
-from keras_deepblocks.data import load_digits
+from keras_deepblocks.datasets import load_digits
 
 # As in conftest.py; these tests use random pixels where the folder is absent.
 SHARED_FIXTURES = pathlib.Path(
@@ -168,10 +168,3 @@ def test_data_dir_must_be_a_path():
     pytest.importorskip("tensorflow_datasets")
     with pytest.raises(TypeError, match="`data_dir` must be a folder path .*received: 3"):
         datasets.load_arrays("cifar10", data_dir=3)
-
-
-def test_the_command_line_offers_exactly_these_datasets():
-    # cli/train.py keeps its own copy (importing this module would load Keras for --help).
-    from keras_deepblocks.cli import train
-
-    assert train.DATASETS == datasets.DATASETS

@@ -1,10 +1,19 @@
+"""The ResNet paper's recipe and the training run of `deepblocks train`, called from Python."""
+
+import functools
+
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
+from keras_deepblocks import training
+from keras_deepblocks.datasets import load_digits
 from keras_deepblocks.training import add_weight_decay
 from keras_deepblocks.training import compile_recipe
 from keras_deepblocks.training import step_decay
+from keras_deepblocks.utils.gradients import gradients
+from keras_deepblocks.zoo import registry
 
 
 def test_step_decay_divides_by_ten_at_half_and_three_quarters():
@@ -29,35 +38,113 @@ def test_step_decay_with_warmup_starts_at_a_tenth():
         step_decay(100, warmup_steps=-1)
 
 
-def test_train_warms_deep_resnets_up_as_the_paper_does():
-    from keras_deepblocks.cli import build_parser
-    from keras_deepblocks.cli.train import _warmup_steps
-
-    def warmup(argv, total_steps):
-        return _warmup_steps(build_parser().parse_args(["train", *argv]), total_steps)
-
-    assert warmup(["resnet110"], 64000) == 400
-    assert warmup(["resnet1202"], 64000) == 400
-    assert warmup(["resnet56"], 64000) == 0
-    assert warmup(["resnet110"], 1601) == 400
-    assert warmup(["resnet20", "--warmup-steps", "7"], 100) == 7
+def test_default_warm_up_is_the_papers_for_deep_nets_and_a_fifth_of_short_runs():
+    warmup = training.default_warmup_steps
+    assert warmup(64000, depth=110) == 400
+    assert warmup(64000, depth=1202) == 400
+    assert warmup(64000, depth=56) == 0
+    assert warmup(1601, depth=110) == 400
     # Short runs (smoke runs) warm up for their first fifth, whatever the model.
-    assert warmup(["resnet110"], 90) == 18
-    assert warmup(["resnet20"], 1600) == 320
-    assert warmup(["highway_mlp"], 3) == 0
+    assert warmup(90, depth=110) == 18
+    assert warmup(1600, depth=20) == 320
+    assert warmup(3) == 0
+    assert warmup(64000) == 0  # depth unknown: no paper warm-up
 
 
 def test_digits_get_their_own_batch_size_and_learning_rate():
-    from keras_deepblocks.cli import build_parser
-    from keras_deepblocks.cli.train import apply_dataset_defaults
+    assert training.recipe_defaults("digits") == (16, 0.05)
+    assert training.recipe_defaults("cifar10") == (128, 0.1)  # the paper's
+    assert training.recipe_defaults("digits", batch_size=64, learning_rate=0.2) == (64, 0.2)
 
-    def defaults(argv):
-        args = apply_dataset_defaults(build_parser().parse_args(["train", *argv]))
-        return args.batch_size, args.learning_rate
 
-    assert defaults(["resnet20"]) == (16, 0.05)
-    assert defaults(["resnet20", "--dataset", "cifar10"]) == (128, 0.1)  # the paper's
-    assert defaults(["resnet20", "--batch-size", "64", "--learning-rate", "0.2"]) == (64, 0.2)
+def tiny_highway_mlp(input_shape, num_classes):
+    return registry.build_model("highway_mlp", input_shape, num_classes, depth=2, width=8)
+
+
+def test_train_on_digits_uses_their_batch_size_and_rate_and_writes_the_run(tmp_path, capsys):
+    """Batch 16 and rate 0.05 on the digits; the model, last_epoch.keras and TensorBoard logs."""
+    output = tmp_path / "model.keras"
+    result = training.train(
+        tiny_highway_mlp,
+        "digits",
+        epochs=1,
+        flat_inputs=True,
+        output=output,
+        log_dir=tmp_path / "runs",
+        verbose=2,
+    )
+    # 1438 training digits in batches of 16: 90 steps, the first fifth at a tenth of the rate.
+    assert int(result.model.optimizer.iterations) == 90
+    assert "1 epochs of 90 steps" in capsys.readouterr().out
+    config = result.model.optimizer.get_config()["learning_rate"]
+    schedule = keras.optimizers.schedules.deserialize(config)
+    rates = [float(schedule(step)) for step in (0, 17, 18, 44, 45, 68)]
+    assert rates == pytest.approx([0.005, 0.005, 0.05, 0.05, 0.005, 0.0005])
+    assert result.model.input_shape == (None, 8, 8, 1)  # an MLP: the digits stay 8x8
+    assert result.output == str(output)
+    loaded = keras.saving.load_model(output)
+    _, (x_test, y_test) = load_digits(images=True)
+    accuracy = np.mean(np.argmax(loaded.predict(x_test * 255.0, verbose=0), -1) == y_test)
+    assert result.accuracy == pytest.approx(accuracy, abs=1e-4)
+    assert (tmp_path / "runs" / training.LAST_EPOCH_FILE).is_file()
+    assert list((tmp_path / "runs" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]  # saved in one rename
+
+
+def test_train_checks_its_arguments_before_anything_is_written(tmp_path):
+    run = functools.partial(training.train, tiny_highway_mlp, log_dir=tmp_path / "runs")
+    with pytest.raises(ValueError, match="`dataset` must be one of 'digits', 'cifar10'"):
+        run("imagenet", output=tmp_path / "m.keras")
+    with pytest.raises(ValueError, match="`output` must end in .keras, received: '.*m.h5'"):
+        run(output=str(tmp_path / "m.h5"))
+    with pytest.raises(ValueError, match="`epochs` must be a positive integer"):
+        run(output=tmp_path / "m.keras", epochs=0)
+    assert not list(tmp_path.iterdir())
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+class RecordEpochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_interrupted_training_resumes_from_backup(tmp_path):
+    run = functools.partial(
+        training.train,
+        tiny_highway_mlp,
+        epochs=3,
+        steps_per_epoch=2,
+        batch_size=16,
+        flat_inputs=True,
+        output=tmp_path / "m.keras",
+        log_dir=tmp_path / "runs",
+        verbose=0,
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run(callbacks=[StopAfterEpoch(1)])
+    assert (tmp_path / "runs" / "backup").is_dir()
+    assert not (tmp_path / "m.keras").exists()
+
+    keras.backend.clear_session()
+    record = RecordEpochs()
+    run(callbacks=[record])
+    assert record.epochs == [2]  # epochs 0 and 1 were restored, not run again
+    model = keras.saving.load_model(tmp_path / "m.keras")
+    assert int(model.optimizer.iterations) == 3 * 2
+    assert not (tmp_path / "runs" / "backup").exists()  # removed after a finished run
 
 
 def test_step_decay_rejects_bad_milestones():
@@ -87,16 +174,18 @@ def test_weight_decay_penalizes_kernels_only(rng):
 
 
 def data_gradient(model, x, y):
-    """Gradient of the data loss alone, computed on a twin with the same weights."""
-    import tensorflow as tf
-
-    twin = small_model()
+    """Gradient of the data loss alone (no L2 penalty) for the last kernel, on any backend."""
+    twin = small_model()  # same weights; the model's own BN statistics stay untouched
     twin.set_weights(model.get_weights())
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(
-            keras.losses.sparse_categorical_crossentropy(y, twin(x, training=True))
-        )
-    return tape.gradient(loss, twin.layers[2].kernel.value).numpy()
+    grads = gradients(
+        twin,
+        x,
+        loss_fn=lambda probabilities: ops.mean(
+            keras.losses.sparse_categorical_crossentropy(y, probabilities)
+        ),
+    )
+    index = [id(v) for v in twin.trainable_variables].index(id(twin.layers[2].kernel))
+    return grads[index]
 
 
 def test_recipe_sgd_steps_match_coupled_l2_through_momentum(rng):

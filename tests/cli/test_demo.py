@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from keras_deepblocks.cli import main
+from deepblocks import main
 
 
 def test_demo_trains_both_networks_and_writes_the_plot(tmp_path, capsys):
