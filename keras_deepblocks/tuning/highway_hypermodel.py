@@ -1,12 +1,13 @@
 from keras_deepblocks.training import compile_recipe
 from keras_deepblocks.tuning import space
 from keras_deepblocks.tuning.space import keras_tuner
+from keras_deepblocks.zoo.registry import build_model
 
 
 class HighwayHyperModel(keras_tuner.HyperModel):
     """Searches the depth, width, gate bias, activation and learning rate of a highway MLP.
 
-    Builds `keras_deepblocks.zoo.highway_nets.highway_mlp` models compiled with
+    Builds the zoo's `highway_mlp` models (`keras_deepblocks.zoo.build_model`) compiled with
     SGD (momentum 0.9) at a constant learning rate. Each search dimension is
     given as a fixed value, a `(low, high)` range (`(low, high, step)` for
     integers) or a list of choices.
@@ -27,10 +28,13 @@ class HighwayHyperModel(keras_tuner.HyperModel):
 
     Example:
 
+    >>> x, y = np.random.rand(64, 8), np.random.randint(0, 3, 64)
     >>> tuner = keras_tuner.RandomSearch(
-    ...     HighwayHyperModel((64,), 10, depth=(2, 30), transform_bias=(-4.0, 0.0)),
-    ...     objective="val_accuracy", max_trials=10)
-    >>> tuner.search(x, y, epochs=5, validation_data=(x_val, y_val))
+    ...     HighwayHyperModel((8,), 3, depth=(2, 6), width=8, transform_bias=(-4.0, 0.0)),
+    ...     objective="val_accuracy", max_trials=2, directory="tuning", seed=0)
+    >>> tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    >>> sorted(tuner.get_best_hyperparameters()[0].values)
+    ['activation', 'depth', 'learning_rate', 'transform_bias', 'width']
     """
 
     def __init__(
@@ -58,9 +62,8 @@ class HighwayHyperModel(keras_tuner.HyperModel):
         self.momentum = momentum
 
     def build(self, hp):
-        from keras_deepblocks.zoo.highway_nets import highway_mlp
-
-        model = highway_mlp(
+        model = build_model(
+            "highway_mlp",
             self.input_shape,
             self.num_classes,
             depth=space.integer(hp, "depth", self.depth, step=self.depth_step),

@@ -7,11 +7,13 @@ space, dataset, objective, seed, ...) to `SETTINGS_FILE` in the project folder
 and compares them on the next start: the same settings resume the search,
 other settings are refused unless the caller overwrites it.
 
-Standard library only: the check runs before any model or data is loaded.
+The check runs before any model or data is loaded, and without keras-tuner.
 """
 
 import json
 import os
+
+from keras_deepblocks.utils.files import atomic_path
 
 SETTINGS_FILE = "deepblocks_settings.json"
 FORMAT = 1
@@ -84,13 +86,11 @@ def read(path):
 
 
 def write(path, settings):
-    """Records `settings` in `path` (created if needed)."""
-    os.makedirs(path, exist_ok=True)
+    """Records `settings` in `path` (created if needed), atomically."""
     record = {"format": FORMAT, "settings": _normalized(settings)}
-    temporary = os.path.join(path, SETTINGS_FILE + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(record, file, indent=1, sort_keys=True)
-    os.replace(temporary, os.path.join(path, SETTINGS_FILE))
+    with atomic_path(os.path.join(path, SETTINGS_FILE)) as temporary:
+        with open(temporary, "w", encoding="utf-8") as file:
+            json.dump(record, file, indent=1, sort_keys=True)
 
 
 def _normalized(settings):

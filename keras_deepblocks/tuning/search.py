@@ -1,7 +1,5 @@
 """Tuner construction and reporting shared by `deepblocks tune` and the notebooks."""
 
-import importlib.util
-
 from keras_deepblocks.utils import validation
 from keras_deepblocks.tuning.space import keras_tuner
 
@@ -49,11 +47,6 @@ def make_tuner(
         tuner = keras_tuner.Hyperband(hypermodel, max_epochs=max_epochs, factor=3, **common)
     else:
         tuner = TUNERS[kind](hypermodel, max_trials=max_trials, **common)
-    if importlib.util.find_spec("tensorboard") is None:
-        # On the TensorFlow backend KerasTuner imports tensorboard in every
-        # trial, only to label TensorBoard callbacks, and fails without it.
-        # There is no TensorBoard callback to label then: skip that step.
-        tuner._configure_tensorboard_dir = lambda callbacks, trial, execution=0: None
     if progress is not None:
         end_trial = tuner.on_trial_end
 

@@ -6,7 +6,7 @@ import pytest
 
 keras_tuner = pytest.importorskip("keras_tuner")
 
-from keras_deepblocks.data import load_digits  # noqa: E402
+from keras_deepblocks.datasets import load_digits  # noqa: E402
 from keras_deepblocks.layers import Highway  # noqa: E402
 from keras_deepblocks.tuning import HighwayHyperModel  # noqa: E402
 from keras_deepblocks.tuning import ResNetCifarHyperModel  # noqa: E402
@@ -56,8 +56,11 @@ def test_bad_search_space_names_the_argument():
         HighwayHyperModel((64,), 10, depth=(30, 2)).build(keras_tuner.HyperParameters())
     with pytest.raises(TypeError, match="`width`"):
         HighwayHyperModel((64,), 10, width="wide").build(keras_tuner.HyperParameters())
-    with pytest.raises(ValueError, match="`depth` must be a depth 6n"):
+    # The zoo registry's one check of the ResNet depth, with its message.
+    with pytest.raises(ValueError, match=r"`depth` must be a CIFAR ResNet depth 6n \+ 2.*: 21"):
         ResNetCifarHyperModel(depth=[20, 21])
+    with pytest.raises(ValueError, match=r"`depth` must be a CIFAR ResNet depth.*not a range"):
+        ResNetCifarHyperModel(depth=(20, 56))
 
 
 def test_resnet_hypermodel_depth_and_stochastic_depth():

@@ -8,7 +8,7 @@ import pytest
 
 keras_tuner = pytest.importorskip("keras_tuner")
 
-from keras_deepblocks.data import load_digits  # noqa: E402
+from keras_deepblocks.datasets import load_digits  # noqa: E402
 from keras_deepblocks.tuning import HighwayHyperModel  # noqa: E402
 from keras_deepblocks.tuning import make_tuner  # noqa: E402
 from keras_deepblocks.tuning import record  # noqa: E402
@@ -70,6 +70,21 @@ def test_overwrite_refuses_to_delete_a_folder_that_is_no_search(tmp_path):
     with pytest.raises(ValueError, match="--overwrite would delete .* holds no KerasTuner search"):
         record.check(str(tmp_path), SETTINGS, overwrite=True)
     assert record.check(str(tmp_path / "empty"), SETTINGS, overwrite=True) == "new"
+
+
+def test_an_interrupted_write_keeps_the_recorded_settings(tmp_path, monkeypatch):
+    record.write(str(tmp_path), SETTINGS)
+
+    def interrupted(obj, file, **kwargs):
+        file.write('{"format": 1, "sett')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(record.json, "dump", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        record.write(str(tmp_path), {**SETTINGS, "--seed": 1})
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == [record.SETTINGS_FILE]  # no partial file left
+    assert record.read(str(tmp_path)) == {**SETTINGS, "--depth": [1, 3]}  # the first record
 
 
 def test_the_check_loads_without_keras_tuner():
