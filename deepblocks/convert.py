@@ -12,7 +12,6 @@ on a machine without network access.
 
 import errno
 import os
-import shutil
 
 OUTPUT_SUFFIXES = (".keras", ".weights.h5", ".weights.npz")
 
@@ -50,13 +49,14 @@ def check(args):
 
 def run(args):
     from keras_deepblocks.training import check_output_file
-    from keras_deepblocks.zoo import resnet_cifar_weights as registry
+    from keras_deepblocks.zoo import resnet_cifar_weights
+    from keras_deepblocks.zoo.converters import resnet_cifar as converter
     from keras_deepblocks.zoo.resnet_cifar import resnet_cifar
 
     output = args.output or _default_output(args.checkpoint)
     check_output_file(output, "--output", OUTPUT_SUFFIXES)
-    weights = registry.convert_checkpoint(args.checkpoint)
-    depth, num_classes, shortcut = _architecture(weights, args.checkpoint)
+    weights = resnet_cifar_weights.convert_checkpoint(args.checkpoint)
+    depth, num_classes, shortcut = converter.architecture(weights, args.checkpoint)
     if args.depth is not None and args.depth != depth:
         raise ValueError(
             f"{args.checkpoint} holds a ResNet-{depth}, not the ResNet-{args.depth} asked for "
@@ -68,57 +68,29 @@ def run(args):
         shortcut=shortcut,
         include_preprocessing=not args.no_preprocessing,
     )
-    registry.converter.assign_weights(model, weights, args.checkpoint)
+    converter.assign_weights(model, weights, args.checkpoint)
     _save(model, weights, output)
     parameters = model.count_params()
     print(f"ResNet-{depth} ({num_classes} classes, {parameters:,} parameters) -> {output}")
     if args.cache:
-        print(f"installed in the Keras cache: {_install_in_cache(args.checkpoint, depth, weights)}")
+        cached = resnet_cifar_weights.install_in_cache(args.checkpoint, depth)
+        print(f"installed in the Keras cache: {cached}")
 
 
 def _default_output(checkpoint):
     return os.path.splitext(checkpoint)[0] + ".keras"
 
 
-def _architecture(weights, checkpoint):
-    units = {path.split("/", 1)[0] for path in weights if path.startswith("layer1_")}
-    if "linear/bias" not in weights or not units:
-        raise ValueError(f"{checkpoint} holds no CIFAR ResNet (no linear/bias or layer1 units)")
-    shortcut = "B" if any("/projection/" in path for path in weights) else "A"
-    return 6 * len(units) + 2, int(weights["linear/bias"].shape[0]), shortcut
-
-
 def _save(model, weights, output):
+    """Writes `output` by its extension; an interrupted conversion leaves no partial file."""
     from keras_deepblocks.utils.files import atomic_path
-    from keras_deepblocks.zoo import resnet_cifar_weights as registry
+    from keras_deepblocks.zoo import resnet_cifar_weights
 
     if output.endswith(".weights.npz"):
-        registry.write_converted(weights, output)
+        resnet_cifar_weights.write_converted(weights, output)  # atomic too
         return
-    # An interrupted conversion leaves no partial file.
     with atomic_path(output) as path:
         if output.endswith(".keras"):
             model.save(path)
         else:
             model.save_weights(path)
-
-
-def _install_in_cache(checkpoint, depth, weights):
-    from keras_deepblocks.utils import download
-    from keras_deepblocks.utils.files import atomic_path
-    from keras_deepblocks.zoo import resnet_cifar_weights as registry
-
-    entry = registry.CHECKPOINTS.get(depth)
-    if entry is None:
-        raise ValueError(f"--cache: there is no published ResNet-{depth} to cache")
-    expected = registry.expected_sha256(entry)
-    if not download.file_matches(checkpoint, expected):
-        raise ValueError(
-            f"--cache: {checkpoint} is not the published {entry.filename} "
-            f"(SHA-256 {download.file_sha256(checkpoint)}); not cached"
-        )
-    target = os.path.join(registry.cache_directory(), "models", entry.filename)
-    with atomic_path(target) as path:
-        shutil.copyfile(checkpoint, path)
-    registry.write_converted(weights, registry.converted_path(target))
-    return target
