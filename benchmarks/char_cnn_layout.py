@@ -21,8 +21,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _timing import gradient_step  # noqa: E402
 from _timing import interleaved_medians  # noqa: E402
 
-from keras_deepblocks.zoo.char_cnn import CHAR_CNN_CONFIGS  # noqa: E402
-from keras_deepblocks.layers.char_cnn import CharCNN  # noqa: E402
+from keras_deepblocks.layers import CharCNN  # noqa: E402
+from keras_deepblocks.zoo.char_cnn_presets import CHAR_CNN_CONFIGS  # noqa: E402
 
 
 class Conv2DCharCNN(keras.layers.Layer):
@@ -63,15 +63,14 @@ def main():
     for name, layer in layers.items():
         models[name] = keras.Sequential([keras.Input(shape[1:], dtype="int32"), layer])
     for layer in layers.values():
-        # Frozen embeddings: the layouts differ in the convolutions only, and
-        # TF's sparse embedding gradients would not fit `gradient_step`.
+        # Frozen embeddings: the layouts differ in the convolutions only.
         layer.embedding.trainable = False
     _share_weights(layers["char_cnn_folded"], layers["conv2d_layout"])
     outputs = [ops.convert_to_numpy(model(ids)) for model in models.values()]
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-4, atol=1e-4)
 
     steps = {name: gradient_step(model, ids) for name, model in models.items()}
-    medians = interleaved_medians(steps, rounds=args.rounds)
+    medians, _ = interleaved_medians(steps, rounds=args.rounds)
     print(
         f"backend={keras.backend.backend()} config={args.config} "
         f"ids={shape} filters={sum(n for _, n in config['filters'])}"

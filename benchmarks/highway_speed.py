@@ -14,11 +14,11 @@ import os
 import sys
 
 import keras
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _timing import gradient_step  # noqa: E402
 from _timing import interleaved_medians  # noqa: E402
-from _timing import random_inputs  # noqa: E402
 
 from keras_deepblocks.layers import Highway  # noqa: E402
 
@@ -43,7 +43,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
 
-    x = random_inputs((args.batch_size, args.width))
+    x = np.random.default_rng(0).normal(size=(args.batch_size, args.width)).astype("float32")
     layers = {
         "highway": Highway(),
         "dense_2x": keras.layers.Dense(2 * args.width),
@@ -53,7 +53,7 @@ def main():
     for name, layer in layers.items():
         model = keras.Sequential([keras.Input((args.width,)), layer])
         steps[name] = gradient_step(model, x)
-    medians = interleaved_medians(steps, rounds=args.rounds)
+    medians, _ = interleaved_medians(steps, rounds=args.rounds)
 
     print(f"backend={keras.backend.backend()} width={args.width} batch={args.batch_size}")
     for name, seconds in medians.items():

@@ -7,9 +7,9 @@ Without an accelerator the defaults shrink to a CPU size (ResNet-20, batch
 32, 3 steps); pass --depth 1202 --batch-size 128 --steps 5 for the GPU target
 anyway. Every measurement runs in a fresh process; this one only reports.
 
-Variants: `plain` is `resnet_cifar(depth)`, `checkpointed` is
-`resnet_cifar(depth, gradient_checkpointing=True)` (each residual unit keeps
-only its input for the backward pass and recomputes the rest).
+Variants: `plain` is the zoo's `resnet{depth}`, `gradient_checkpointing` the
+same with `gradient_checkpointing=True` (each residual unit keeps only its
+input for the backward pass and recomputes the rest).
 
 Peak memory: each variant runs `--steps` `train_on_batch` steps (SGD with
 momentum, BN statistics) in a fresh process, since a peak is per process.
@@ -31,9 +31,12 @@ import sys
 
 import numpy as np
 
+from keras_deepblocks.zoo.registry import build_model
+from keras_deepblocks.zoo.registry import resnet_units_per_stage
+
 sys.path.insert(0, os.path.dirname(__file__))
 
-VARIANTS = ("plain", "checkpointed")
+VARIANTS = ("plain", "gradient_checkpointing")
 
 
 # (depth, batch size, steps): the GPU target, and a size a CPU gets through quickly.
@@ -44,7 +47,7 @@ CPU_SIZE = (20, 32, 3)
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--depth", type=int, default=None, help="6n+2 (default: 1202 on a GPU, 56 on a CPU)"
+        "--depth", type=int, default=None, help="6n+2 (default: 1202 on a GPU, 20 on a CPU)"
     )
     parser.add_argument(
         "--batch-size", type=int, default=None, help="default: 128 on a GPU, 32 on a CPU"
@@ -60,25 +63,13 @@ def parse_args(argv=None):
     )
     parser.add_argument("--no-timing", action="store_true", help="only measure memory")
     parser.add_argument("--worker", choices=VARIANTS + ("probe", "timing"), help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
-
-
-def accelerator_present():
-    """Whether the Keras backend sees a GPU (or another accelerator)."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return any(device.platform != "cpu" for device in jax.devices())
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
+    args = parser.parse_args(argv)
+    if args.depth is not None:
+        try:
+            resnet_units_per_stage(args.depth, "--depth")
+        except ValueError as error:
+            parser.error(str(error))
+    return args
 
 
 def choose_size(args):
@@ -104,9 +95,12 @@ def choose_size(args):
 def build(variant, args):
     import keras
 
-    from keras_deepblocks.zoo import resnet_cifar
-
-    model = resnet_cifar(args.depth, gradient_checkpointing=variant == "checkpointed")
+    model = build_model(
+        f"resnet{args.depth}",
+        (32, 32, 3),
+        10,
+        gradient_checkpointing=variant == "gradient_checkpointing",
+    )
     model.compile(
         optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -147,14 +141,16 @@ def worker(args):
     import keras
 
     if args.worker == "probe":
-        result = {"backend": keras.backend.backend(), "accelerator": accelerator_present()}
+        from _timing import accelerator
+
+        result = {"backend": keras.backend.backend(), "accelerator": accelerator() is not None}
         print("RESULT " + json.dumps(result))
         return
     if args.worker == "timing":
         from _timing import interleaved_medians
 
         steps = {variant: build(variant, args) for variant in VARIANTS}
-        times = interleaved_medians(steps, rounds=args.rounds, repeats=1, warmup=1)
+        times, _ = interleaved_medians(steps, rounds=args.rounds, repeats=1, warmup=1)
         print("RESULT " + json.dumps(times))
         return
     step = build(args.worker, args)
@@ -215,9 +211,9 @@ def main(argv=None):
         f"backend {memory['plain']['backend']}, memory = {label}"
     )
     for variant in VARIANTS:
-        print(f"  {variant:<13} {memory[variant][key] / 2**30:8.3f} GiB")
-    ratio = memory["checkpointed"][key] / memory["plain"][key]
-    print(f"  checkpointed / plain memory: {ratio:.3f}")
+        print(f"  {variant:<22} {memory[variant][key] / 2**30:8.3f} GiB")
+    ratio = memory["gradient_checkpointing"][key] / memory["plain"][key]
+    print(f"  gradient_checkpointing / plain memory: {ratio:.3f}")
     if args.no_timing:
         return
     print(
@@ -227,8 +223,9 @@ def main(argv=None):
     )
     times = run_worker("timing", args)
     for variant in VARIANTS:
-        print(f"  {variant:<13} {times[variant] * 1000:8.1f} ms/step (median, interleaved)")
-    print(f"  checkpointed / plain step time: {times['checkpointed'] / times['plain']:.3f}")
+        print(f"  {variant:<22} {times[variant] * 1000:8.1f} ms/step (median, interleaved)")
+    ratio = times["gradient_checkpointing"] / times["plain"]
+    print(f"  gradient_checkpointing / plain step time: {ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@
 
 Rows, timed interleaved in one run (each a full training step: forward,
 backward, SGD with momentum 0.9 and weight decay, BN statistics):
-- `keras_float32`: `resnet_cifar(depth)` with `train_on_batch` (jit-compiled
-  by XLA on the JAX backend);
+- `keras_float32`: the zoo's `resnet{depth}` with `train_on_batch`
+  (jit-compiled by XLA on the JAX backend);
 - `keras_mixed_bfloat16`: the same under the `mixed_bfloat16` policy;
 - `torch_eager`: the PyTorch reference network below (basic blocks, option-A
   shortcuts), plain eager PyTorch, on CUDA when available.
@@ -19,6 +19,11 @@ import sys
 
 import numpy as np
 
+from keras_deepblocks.zoo.registry import build_model
+from keras_deepblocks.zoo.registry import resnet_units_per_stage
+from keras_deepblocks.zoo.resnet_cifar import IMAGENET_MEAN
+from keras_deepblocks.zoo.resnet_cifar import IMAGENET_STD
+
 sys.path.insert(0, os.path.dirname(__file__))
 
 
@@ -29,18 +34,23 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round (default: 10)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default: 5)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        resnet_units_per_stage(args.depth, "--depth")
+    except ValueError as error:
+        parser.error(str(error))
+    return args
 
 
 def keras_step(depth, images, labels, dtype_policy):
     import keras
 
-    from keras_deepblocks.zoo import resnet_cifar
-
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(dtype_policy)
     try:
-        model = resnet_cifar(depth, kernel_regularizer=keras.regularizers.L2(1e-4))
+        model = build_model(
+            f"resnet{depth}", (32, 32, 3), 10, kernel_regularizer=keras.regularizers.L2(1e-4)
+        )
     finally:
         keras.config.set_dtype_policy(previous)
     model.compile(
@@ -77,8 +87,10 @@ def torch_step(depth, images, labels):
     class ResNet(nn.Module):
         def __init__(self, depth):
             super().__init__()
-            n = (depth - 2) // 6
-            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+            n = resnet_units_per_stage(depth)
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()
+            )
             blocks, in_planes = [], 16
             for stage, planes in enumerate((16, 32, 64)):
                 for index in range(n):
@@ -93,9 +105,14 @@ def torch_step(depth, images, labels):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = ResNet(depth).to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    x = ((torch.from_numpy(images).permute(0, 3, 1, 2) / 255.0 - mean) / std).contiguous().to(device)
+    # The normalization `build_model` includes (`include_preprocessing=True`).
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    x = (
+        ((torch.from_numpy(images).permute(0, 3, 1, 2) / 255.0 - mean) / std)
+        .contiguous()
+        .to(device)
+    )
     y = torch.from_numpy(labels).long().to(device)
 
     def step():
@@ -113,6 +130,7 @@ def main(argv=None):
     args = parse_args(argv)
     import keras
 
+    from _timing import accelerator
     from _timing import interleaved_medians
 
     rng = np.random.default_rng(0)
@@ -125,34 +143,17 @@ def main(argv=None):
     torch_device = None
     if not args.no_torch:
         steps["torch_eager"], torch_device = torch_step(args.depth, images, labels)
-    times = interleaved_medians(steps, rounds=args.rounds, repeats=args.steps, warmup=2)
+    times, _ = interleaved_medians(steps, rounds=args.rounds, repeats=args.steps, warmup=2)
 
     print(
         f"ResNet-{args.depth} training, batch {args.batch_size}, Keras backend "
-        f"{keras.backend.backend()} on {_keras_device()}"
+        f"{keras.backend.backend()} on {accelerator() or 'cpu'}"
         + (f", torch on {torch_device}" if torch_device else "")
     )
     reference = times.get("torch_eager")
     for name, seconds in times.items():
         ratio = f"  {reference / seconds:5.2f}x torch_eager" if reference else ""
         print(f"  {name:<22} {args.batch_size / seconds:10.1f} images/s{ratio}")
-
-
-def _keras_device():
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return str(jax.devices()[0].device_kind)
-    if backend == "torch":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    import tensorflow as tf
-
-    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
     KERAS_BACKEND=tensorflow python benchmarks/stochastic_depth_speed.py [--depth 110]
 
-Builds the CIFAR ResNet of He et al. from `ResidualUnit`s (3x3 conv 16, three
-stages of n basic units with 16/32/64 filters and option-A shortcuts, global
-pooling, dense; depth 6n+2) in these variants, and times `train_on_batch`
+Builds the zoo's CIFAR ResNet of He et al. (`build_model("resnet{depth}")`:
+3x3 conv 16, three stages of n basic units with 16/32/64 filters and option-A
+shortcuts, global pooling, dense; depth 6n+2) in these variants, and times `train_on_batch`
 (forward, backward, SGD update, BN statistics) interleaved in one run:
 - `plain`: no stochastic depth;
 - `stochastic_depth`: p_L = 0.5 linear decay, `skip_strategy="auto"`;
@@ -21,120 +21,91 @@ Ratios are against `plain`. Target on CPU with TensorFlow: <= 0.80.
 """
 
 import argparse
-import statistics
+import os
+import sys
 import time
 
 import keras
 import numpy as np
 
 from keras_deepblocks.layers import ResidualUnit
-from keras_deepblocks.layers import linear_decay
+from keras_deepblocks.zoo.registry import build_model
+from keras_deepblocks.zoo.registry import resnet_units_per_stage
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _timing import accelerator  # noqa: E402
+from _timing import interleaved_medians  # noqa: E402
 
 
 def cifar_resnet(depth, final_survival_probability=None, skip_strategy="auto", schedule="linear"):
-    if (depth - 2) % 6:
-        raise ValueError(f"`depth` must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}.")
-    units_per_stage = (depth - 2) // 6
-    total_units = 3 * units_per_stage
-    inputs = keras.Input((32, 32, 3))
-    x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
-    index = 0
-    for stage, filters in enumerate((16, 32, 64)):
-        for unit in range(units_per_stage):
-            index += 1
-            if final_survival_probability is None:
-                survival = None
-            elif schedule == "uniform":
-                survival = final_survival_probability
-            else:
-                survival = linear_decay(index, total_units, final_survival_probability)
-            x = ResidualUnit(
-                filters,
-                strides=2 if stage and not unit else 1,
-                shortcut="A",
-                survival_probability=survival,
-                skip_strategy=skip_strategy,
-            )(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(10)(x))
+    """The zoo's `resnet{depth}` (no preprocessing), its units set to `skip_strategy` and `schedule`.
 
-
-def rotated_medians(steps, rounds, repeats, clock, warmup=3):
-    """Median seconds per step of each named step, and the median over rounds
-    of its ratio to the first step's time in the same round.
-
-    Like `_timing.interleaved_medians`, but the order is rotated each round
-    and ratios are taken within a round, which cancels the slow drift of load
-    on a shared machine; `clock` may be `time.process_time` (CPU seconds of
-    this process, all threads), which other processes on a shared CPU barely
-    disturb.
+    `schedule="uniform"` gives every unit `final_survival_probability` instead
+    of the linear decay rule the zoo builds.
     """
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    names = list(steps)
-    samples = {name: [] for name in names}
-    for round_index in range(rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = clock()
-            for _ in range(repeats):
-                steps[name]()
-            samples[name].append((clock() - start) / repeats)
-    seconds = {name: statistics.median(samples[name]) for name in names}
-    ratios = {
-        name: statistics.median(
-            t / base for t, base in zip(samples[name], samples[names[0]])
-        )
-        for name in names
-    }
-    return seconds, ratios
+    model = build_model(
+        f"resnet{depth}",
+        (32, 32, 3),
+        10,
+        include_preprocessing=False,
+        final_survival_probability=final_survival_probability,
+    )
+    changes = {}
+    if final_survival_probability is not None and skip_strategy != "auto":
+        changes["skip_strategy"] = skip_strategy
+    if final_survival_probability is not None and schedule == "uniform":
+        changes["survival_probability"] = final_survival_probability
+    if not changes:
+        return model
 
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, ResidualUnit):
+            config.update(changes)
+        return layer.__class__.from_config(config)
 
-def on_accelerator():
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    if backend == "jax":
-        import jax
-
-        return jax.default_backend() != "cpu"
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
+    return keras.models.clone_model(model, clone_function=clone)
 
 
 def main():
-    accelerator = on_accelerator()
+    device = accelerator()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--depth", type=int, default=110 if accelerator else 32)
-    parser.add_argument("--batch-size", type=int, default=128 if accelerator else 32)
+    parser.add_argument("--depth", type=int, default=110 if device else 32)
+    parser.add_argument("--batch-size", type=int, default=128 if device else 32)
     parser.add_argument("--final-survival-probability", type=float, default=0.5)
     parser.add_argument(
-        "--schedule", choices=("linear", "uniform"), default="linear",
+        "--schedule",
+        choices=("linear", "uniform"),
+        default="linear",
         help="linear decay to p_L (the paper), or p_L for every block",
     )
-    parser.add_argument("--rounds", type=int, default=7 if accelerator else 10)
-    parser.add_argument("--repeats", type=int, default=4 if accelerator else 1)
+    parser.add_argument("--rounds", type=int, default=7 if device else 10)
+    parser.add_argument("--repeats", type=int, default=4 if device else 1)
     parser.add_argument(
-        "--clock", choices=("wall", "cpu"), default="wall" if accelerator else "cpu",
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall" if device else "cpu",
         help="wall time, or CPU time of this process (default on CPU: robust "
         "to other processes on a shared machine)",
     )
     parser.add_argument("--with-skip", action="store_true", help="also time skip_strategy='skip'")
     parser.add_argument(
-        "--jit-compile", choices=("auto", "true", "false"), default="auto",
+        "--jit-compile",
+        choices=("auto", "true", "false"),
+        default="auto",
         help="model.compile's jit_compile (auto: XLA on TF and JAX, eager on torch)",
     )
     args = parser.parse_args()
+    try:
+        resnet_units_per_stage(args.depth, "--depth")
+    except ValueError as error:
+        parser.error(str(error))
 
     backend = keras.backend.backend()
-    variants = {"plain": (None, "auto"), "stochastic_depth": (args.final_survival_probability, "auto")}
+    variants = {
+        "plain": (None, "auto"),
+        "stochastic_depth": (args.final_survival_probability, "auto"),
+    }
     if args.with_skip:
         variants["skip"] = (args.final_survival_probability, "skip")
     variants["compute_multiply"] = (args.final_survival_probability, "multiply")
@@ -153,24 +124,23 @@ def main():
         )
         steps[name] = lambda model=model: model.train_on_batch(x, y)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
-    medians, ratios = rotated_medians(steps, args.rounds, args.repeats, clock)
+    medians, ratios = interleaved_medians(steps, args.rounds, args.repeats, warmup=3, clock=clock)
 
-    device = "accelerator" if accelerator else "CPU"
     print(
-        f"backend={backend} device={device} depth={args.depth} "
+        f"backend={backend} device={device or 'CPU'} depth={args.depth} "
         f"batch={args.batch_size} p_L={args.final_survival_probability} "
         f"schedule={args.schedule} "
         f"jit_compile={model.jit_compile} clock={args.clock} "
         f"(median of {args.rounds} interleaved rounds x {args.repeats} steps)"
     )
-    if not accelerator and args.depth != 110:
+    if not device and args.depth != 110:
         print(
             "  note: CPU defaults to depth 32, batch 32 so the run takes a couple "
             "of minutes; the ratio depends on the share of time in residual "
             "branches, not on depth. Use --depth 110 --batch-size 128 for the "
             "paper's setting."
         )
-    if not accelerator and args.schedule == "linear":
+    if not device and args.schedule == "linear":
         print(
             "  note: on CPU the 16-channel first stage takes about half the step "
             "time (measured on TF: stages 47/27/15 %, equal FLOPs) and linear "

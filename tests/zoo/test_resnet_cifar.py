@@ -14,6 +14,7 @@ from keras_deepblocks.zoo import resnet56
 from keras_deepblocks.zoo import resnet110
 from keras_deepblocks.zoo import resnet1202
 from keras_deepblocks.zoo import resnet_cifar
+from keras_deepblocks.zoo.resnet_cifar_presets import RESNET_CIFAR_PRESETS
 
 
 def trainable_count(model):
@@ -46,6 +47,7 @@ def test_parameter_counts_match_the_paper(builder, depth, published_millions):
     model = builder()
     count = trainable_count(model)
     assert count == expected_count(depth)
+    assert count == RESNET_CIFAR_PRESETS[f"resnet{depth}_cifar10"]["parameters"]
     digits = 1 if published_millions >= 1 else 2
     assert round(count / 1e6, digits) == published_millions
     units = [layer for layer in model.layers if isinstance(layer, ResidualUnit)]
@@ -142,6 +144,7 @@ def test_stochastic_depth_follows_linear_decay():
 def test_resnet1202_builds_with_19_4m_parameters_and_trains():
     model = resnet1202(input_shape=(8, 8, 3))
     assert trainable_count(model) == expected_count(1202)
+    assert trainable_count(model) == RESNET_CIFAR_PRESETS["resnet1202_cifar10"]["parameters"]
     assert round(trainable_count(model) / 1e6, 1) == 19.4
     model.compile(
         optimizer=keras.optimizers.SGD(0.01),
