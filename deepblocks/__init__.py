@@ -1,9 +1,9 @@
 """The `deepblocks` command: parses arguments, then calls keras-deepblocks.
 
 One module per subcommand, each with `add_arguments(parser)` and `run(args)`,
-and optionally `check(args)`: argument checks that need only the standard
-library (files that must exist, options that exclude each other), so that
-such mistakes answer at once. The subcommand modules import only the standard
+and optionally `check(args)`: argument checks that need no Keras (files that
+must exist, options that exclude each other), so that such mistakes answer
+at once. The subcommand modules import only the standard
 library at module level: `deepblocks --help`, every subcommand's `--help` and
 usage errors load no Keras. Once the arguments have parsed, `main` imports
 Keras and `keras_deepblocks` (which registers its classes), and `run` calls
