@@ -5,62 +5,42 @@ Configs are dicts shaped like ELMo's `options.json["char_cnn"]`, plus
 `char_cnn_highway_encoder`.
 """
 
-# ELMo's character CNN: 2048 filters of widths 1-7 (bilm-tf's options.json).
-_ELMO_FILTERS = [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]]
+# Kim et al. 2016, Table 2: 15-dim characters, tanh feature maps, no
+# projection. PTB's longest word is 19 characters, + 2 word markers.
+_KIM = {
+    "embedding": {"dim": 15},
+    "activation": "tanh",
+    "n_characters": 262,
+    "max_characters_per_token": 21,
+    "projection_dim": None,
+}
+# bilm-tf's options.json: a character CNN of 2048 filters of widths 1-7.
+_ELMO = {
+    "embedding": {"dim": 16},
+    "filters": [[1, 32], [2, 32], [3, 64], [4, 128], [5, 256], [6, 512], [7, 1024]],
+    "activation": "relu",
+    "n_characters": 262,
+    "max_characters_per_token": 50,
+}
 
 CHAR_CNN_CONFIGS = {
-    # Kim et al. 2016, Table 2: 15-dim characters, tanh feature maps, no
-    # projection. PTB's longest word is 19 characters, + 2 word markers.
     # LSTM-Char-Small: widths 1-6 with 25 * width filters, one highway layer.
     "kim_small": {
-        "embedding": {"dim": 15},
+        **_KIM,
         "filters": [[1, 25], [2, 50], [3, 75], [4, 100], [5, 125], [6, 150]],
         "n_highway": 1,
-        "activation": "tanh",
-        "n_characters": 262,
-        "max_characters_per_token": 21,
-        "projection_dim": None,
     },
     # LSTM-Char-Large: widths 1-7 with min(200, 50 * width) filters, two highway layers.
     "kim_large": {
-        "embedding": {"dim": 15},
+        **_KIM,
         "filters": [[1, 50], [2, 100], [3, 150], [4, 200], [5, 200], [6, 200], [7, 200]],
         "n_highway": 2,
-        "activation": "tanh",
-        "n_characters": 262,
-        "max_characters_per_token": 21,
-        "projection_dim": None,
     },
-    # elmo_2x4096_512_2048cnn_2xhighway
-    "elmo_original": {
-        "embedding": {"dim": 16},
-        "filters": _ELMO_FILTERS,
-        "n_highway": 2,
-        "activation": "relu",
-        "n_characters": 262,
-        "max_characters_per_token": 50,
-        "projection_dim": 512,
-    },
-    # elmo_2x2048_256_2048cnn_1xhighway
-    "elmo_medium": {
-        "embedding": {"dim": 16},
-        "filters": _ELMO_FILTERS,
-        "n_highway": 1,
-        "activation": "relu",
-        "n_characters": 262,
-        "max_characters_per_token": 50,
-        "projection_dim": 256,
-    },
-    # elmo_2x1024_128_2048cnn_1xhighway
-    "elmo_small": {
-        "embedding": {"dim": 16},
-        "filters": _ELMO_FILTERS,
-        "n_highway": 1,
-        "activation": "relu",
-        "n_characters": 262,
-        "max_characters_per_token": 50,
-        "projection_dim": 128,
-    },
+    # The published ELMo models elmo_2x4096_512_2048cnn_2xhighway, 2x2048_256_...
+    # 1xhighway and 2x1024_128_..._1xhighway: their highway layers and projection.
+    "elmo_original": {**_ELMO, "n_highway": 2, "projection_dim": 512},
+    "elmo_medium": {**_ELMO, "n_highway": 1, "projection_dim": 256},
+    "elmo_small": {**_ELMO, "n_highway": 1, "projection_dim": 128},
 }
 
 _ELMO_ROOT = "https://allennlp.s3.amazonaws.com/models/elmo"
