@@ -3,9 +3,9 @@
 One module per subcommand, each with `add_arguments(parser)` and `run(args)`,
 and optionally `check(args)`: argument checks that need no Keras (files that
 must exist, options that exclude each other), so that such mistakes answer
-at once. The subcommand modules import only the standard
-library at module level: `deepblocks --help`, every subcommand's `--help` and
-usage errors load no Keras. Once the arguments have parsed, `main` imports
+at once. The subcommand modules import only the standard library at module
+level: `deepblocks --help`, every subcommand's `--help` and usage errors load
+no Keras. Once the arguments have parsed, `main` imports
 Keras and `keras_deepblocks` (which registers its classes), and `run` calls
 the package (`keras_deepblocks.training`, `keras_deepblocks.zoo.registry`, ...);
 the subcommand module's docstring is its help.
