@@ -54,7 +54,7 @@ def test_convert_rejects_wrong_depth_and_unknown_files(shared_fixtures, tmp_path
     checkpoint = shared_fixtures / "resnet_cifar_torch" / RESNET20
     cases = [
         (["-o", str(tmp_path / "x.keras"), "--depth", "56"], "ResNet-20, not the ResNet-56"),
-        (["-o", str(tmp_path / "x.onnx")], "--output must end in .keras or .weights.h5"),
+        (["-o", str(tmp_path / "x.onnx")], "`--output` must end in .keras or .weights.h5"),
     ]
     for options, message in cases:
         assert main(["convert", str(checkpoint), *options]) == 1
