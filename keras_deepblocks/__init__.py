@@ -22,7 +22,6 @@ from keras_deepblocks import layers
 from keras_deepblocks import metrics
 from keras_deepblocks.layers import CharCNN
 from keras_deepblocks.layers import CharacterIds
-from keras_deepblocks.layers import CheckpointedResidualUnit
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import HighwayConv2D
 from keras_deepblocks.layers import ResidualUnit

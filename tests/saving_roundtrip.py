@@ -149,13 +149,13 @@ def character_ids(rng):
     return keras.Model(inputs, outputs), CHARACTER_TOKENS, None
 
 
-def checkpointed_residual_unit(rng):
-    from keras_deepblocks.layers import CheckpointedResidualUnit
+def residual_unit_gradient_checkpointing(rng):
+    from keras_deepblocks.layers import ResidualUnit
 
     inputs = keras.Input((8, 8, 4))
-    x = CheckpointedResidualUnit(8, strides=2, shortcut="B")(inputs)
-    outputs = CheckpointedResidualUnit(
-        8, preactivation=True, survival_probability=0.6, seed=2
+    x = ResidualUnit(8, strides=2, shortcut="B", gradient_checkpointing=True)(inputs)
+    outputs = ResidualUnit(
+        8, preactivation=True, survival_probability=0.6, seed=2, gradient_checkpointing=True
     )(x)
     return keras.Model(inputs, outputs), _normal(rng, (2, 8, 8, 4)), None
 
@@ -277,7 +277,7 @@ CASES = {
         stochastic_depth,
         char_cnn,
         character_ids,
-        checkpointed_residual_unit,
+        residual_unit_gradient_checkpointing,
         initializers,
         perplexity,
         resnet20,

@@ -198,23 +198,7 @@ def test_saved_model_loads_in_a_fresh_process(runs, saved_on, loaded_on, case):
             assert loaded_meta["metrics"][name] == pytest.approx(value, rel=tolerance), name
 
 
-PATH_XFAILS = {
-    "stochastic_depth": (
-        "StochasticDepth.from_config builds its branch outside the layer's name scope: "
-        "'stochastic_depth/<sequential>/dense/kernel' loads as 'dense/kernel'"
-    ),
-}
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(case, marks=pytest.mark.xfail(reason=PATH_XFAILS[case], strict=True))
-        if case in PATH_XFAILS
-        else case
-        for case in CASES
-    ],
-)
+@pytest.mark.parametrize("case", CASES)
 def test_variable_paths_survive_loading(runs, case):
     # Paths name weights in converted checkpoints (`deepblocks convert`), layout
     # maps and optimizer variables; they must not depend on how a model was made.

@@ -15,7 +15,6 @@ from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.layers import linear_decay
 from keras_deepblocks.utils import validation
 from keras_deepblocks.zoo.registry import resnet_units_per_stage
-from keras_deepblocks.layers.checkpointed_residual_unit import CheckpointedResidualUnit
 
 STAGE_FILTERS = (16, 32, 64)
 # ImageNet's per-channel mean and std, applied after x / 255: the normalization
@@ -76,9 +75,10 @@ def resnet_cifar(
             probabilities.
         gradient_checkpointing: Whether residual units recompute their
             activations in the backward pass instead of storing them
-            (`CheckpointedResidualUnit`): only each unit's input is kept,
-            which cuts training memory several times for about one more
-            forward pass. Gradients are unchanged. Defaults to `False`.
+            (`ResidualUnit(gradient_checkpointing=True)`): only each unit's
+            input is kept, which cuts training memory several times for
+            about one more forward pass. Gradients are unchanged. Defaults
+            to `False`.
         kernel_regularizer: Regularizer of the conv kernels, e.g.
             `keras.regularizers.L2(1e-4)` for the paper's weight decay.
         data_format: `"channels_last"` or `"channels_first"`. Defaults to
@@ -258,9 +258,7 @@ def _survival_probabilities(num_units, final_survival_probability):
 
 
 def _residual_unit(unit_kwargs, gradient_checkpointing):
-    if gradient_checkpointing:
-        return CheckpointedResidualUnit(**unit_kwargs)
-    return ResidualUnit(**unit_kwargs)
+    return ResidualUnit(**unit_kwargs, gradient_checkpointing=gradient_checkpointing)
 
 
 def _batch_norm(channel_axis, name):

@@ -8,17 +8,25 @@ from keras_deepblocks.layers import HighwayConv2D
 class GateMonitor(keras.callbacks.Callback):
     """Logs the mean transform-gate bias of a model's highway layers after each epoch.
 
-    A fresh highway layer starts with gate bias `transform_bias` (negative:
-    mostly carry). Watching where training moves the biases shows which
-    layers learn to transform and which keep carrying their input. The mean
-    over all highway layers goes into the epoch logs as `gate_bias`; the
-    per-layer values of every epoch are kept in `self.history`.
+    A fresh highway layer starts with its transform-gate bias `b_t` at
+    `transform_bias` (negative: mostly carry). Watching where training moves
+    the biases shows which layers learn to transform and which keep carrying
+    their input. The mean over all highway layers goes into the epoch logs as
+    `transform_bias`; the per-layer means of every epoch are kept in
+    `self.history`.
 
     Example:
 
+    >>> model = keras.Sequential([keras.Input((4,)), Highway(name="hw"), keras.layers.Dense(1)])
+    >>> model.compile("sgd", "mse")
     >>> monitor = GateMonitor()
-    >>> model.fit(x, y, epochs=3, callbacks=[monitor])
-    >>> monitor.history[-1]  # {layer name: mean gate bias}
+    >>> history = model.fit(
+    ...     np.ones((8, 4)), np.ones((8, 1)), epochs=2, callbacks=[monitor], verbose=0
+    ... )
+    >>> list(monitor.history[-1])  # {layer name: mean transform-gate bias}
+    ['hw']
+    >>> len(history.history["transform_bias"])
+    2
     """
 
     def __init__(self):
@@ -27,7 +35,7 @@ class GateMonitor(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         biases = {
-            layer.name: float(ops.mean(gate_bias(layer)))
+            layer.name: float(ops.mean(transform_bias(layer)))
             for layer in self.model._flatten_layers(include_self=False)
             if isinstance(layer, (Highway, HighwayConv2D))
         }
@@ -35,10 +43,10 @@ class GateMonitor(keras.callbacks.Callback):
             return
         self.history.append(biases)
         if logs is not None:
-            logs["gate_bias"] = sum(biases.values()) / len(biases)
+            logs["transform_bias"] = sum(biases.values()) / len(biases)
 
 
-def gate_bias(layer):
-    """The gate half `b_t` of a highway layer's fused bias `[b_h | b_t]`."""
+def transform_bias(layer):
+    """The transform-gate half `b_t` of a highway layer's fused bias `[b_h | b_t]`."""
     width = layer.bias.shape[0] // 2
     return layer.bias[width:]

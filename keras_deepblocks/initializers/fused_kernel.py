@@ -14,11 +14,11 @@ class FusedKernel(keras.initializers.Initializer):
     half with the shape of one layer, `(..., n_in, n_out)`, and concatenates.
 
     Args:
-        initializer: Initializer of each half.
+        initializer: Initializer of each half. Defaults to `"he_normal"`.
 
     Example:
 
-    >>> FusedKernel("glorot_uniform")((64, 128)).shape
+    >>> tuple(FusedKernel("glorot_uniform")((64, 128)).shape)
     (64, 128)
     """
 
@@ -26,12 +26,7 @@ class FusedKernel(keras.initializers.Initializer):
         self.initializer = validation.keras_object(initializer, "initializer", "initializer")
 
     def __call__(self, shape, dtype=None):
-        *outer, size = shape
-        if size % 2:
-            raise ValueError(
-                f"FusedKernel needs an even last dimension to split in two; got shape {shape}."
-            )
-        half = (*outer, size // 2)
+        half = half_shape(shape, "FusedKernel")
         first = self.initializer(half, dtype=dtype)
         second = _independent_copy(self.initializer)(half, dtype=dtype)
         return ops.concatenate([first, second], axis=-1)
@@ -51,3 +46,14 @@ def _independent_copy(initializer):
     if isinstance(config.get("seed"), int):
         config["seed"] += 1
     return initializer.__class__.from_config(config)
+
+
+def half_shape(shape, initializer_name):
+    """`shape` with its last dimension halved: the shape of each fused half."""
+    *outer, size = shape
+    if size % 2:
+        raise ValueError(
+            f"`shape` must have an even last dimension ({initializer_name} fills two halves), "
+            f"received: {tuple(shape)}."
+        )
+    return (*outer, size // 2)

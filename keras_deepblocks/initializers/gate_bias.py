@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_deepblocks.initializers.fused_kernel import half_shape
 from keras_deepblocks.utils import validation
 
 
@@ -9,39 +10,42 @@ class GateBias(keras.initializers.Initializer):
     """Bias of a fused `[transform | gate]` layer: the last axis is split in two.
 
     The first half comes from `transform_initializer`; the second half, the
-    gate bias `b_t` of a highway layer, is the constant `gate_value`.
+    transform-gate bias `b_t` of a highway layer, is the constant
+    `transform_bias`.
 
     Args:
-        gate_value: Initial gate bias. Negative values make a highway layer
-            start close to the identity.
+        transform_bias: Initial transform-gate bias `b_t`. Negative values make
+            a highway layer start close to the identity. Defaults to `-1.0`.
         transform_initializer: Initializer of the first half. Defaults to
             `"zeros"`.
 
     Example:
 
-    >>> GateBias(-2.0)((4,))
-    [0., 0., -2., -2.]
+    >>> ops.convert_to_numpy(GateBias(-2.0)((4,))).tolist()
+    [0.0, 0.0, -2.0, -2.0]
     """
 
-    def __init__(self, gate_value=-1.0, transform_initializer="zeros"):
-        self.gate_value = validation.finite_float(gate_value, "gate_value")
+    def __init__(self, transform_bias=-1.0, transform_initializer="zeros"):
+        self.transform_bias = validation.finite_float(transform_bias, "transform_bias")
         self.transform_initializer = validation.keras_object(
             transform_initializer, "transform_initializer", "initializer"
         )
 
     def __call__(self, shape, dtype=None):
-        *outer, size = shape
-        if size % 2:
-            raise ValueError(
-                f"GateBias needs an even last dimension to split in two; got shape {shape}."
-            )
-        half = (*outer, size // 2)
+        half = half_shape(shape, "GateBias")
         transform = self.transform_initializer(half, dtype=dtype)
-        gate = ops.full(half, self.gate_value, dtype=dtype)
+        gate = ops.full(half, self.transform_bias, dtype=dtype)
         return ops.concatenate([transform, gate], axis=-1)
 
     def get_config(self):
         return {
-            "gate_value": self.gate_value,
+            "transform_bias": self.transform_bias,
             "transform_initializer": keras.initializers.serialize(self.transform_initializer),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "gate_value" in config:  # files saved by version 0.1.0
+            config["transform_bias"] = config.pop("gate_value")
+        return cls(**config)

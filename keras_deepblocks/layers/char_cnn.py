@@ -39,7 +39,7 @@ class CharCNN(keras.layers.Layer):
     Example:
 
     >>> layer = CharCNN([[1, 4], [2, 8]], embedding_dim=4)
-    >>> layer(np.ones((2, 3, 10), "int32")).shape
+    >>> tuple(layer(np.ones((2, 3, 10), "int32")).shape)
     (2, 3, 12)
     """
 

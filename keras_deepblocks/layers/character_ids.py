@@ -61,7 +61,7 @@ class CharacterIds(keras.layers.Layer):
     Example:
 
     >>> ids = CharacterIds()([["The", "cat"], ["Hi"]])
-    >>> ids.shape
+    >>> tuple(ids.shape)
     (2, 2, 50)
     """
 
@@ -127,7 +127,7 @@ def char_ids(tokens, scheme="elmo", max_characters_per_token=50, sentence_bounda
 
     Example:
 
-    >>> char_ids(["naïve"], max_characters_per_token=10)[0]
+    >>> ops.convert_to_numpy(char_ids(["naïve"], max_characters_per_token=10))[0].tolist()
     [259, 111, 98, 196, 176, 119, 102, 260, 261, 261]
     """
     layer = CharacterIds(scheme, max_characters_per_token, sentence_boundaries)

@@ -49,7 +49,7 @@ class Highway(keras.layers.Layer):
     Example:
 
     >>> model = keras.Sequential([keras.Input((8,)), Highway(), Highway()])
-    >>> model(np.zeros((2, 8))).shape
+    >>> tuple(model(np.zeros((2, 8))).shape)
     (2, 8)
     """
 

@@ -2,12 +2,11 @@ import keras
 from keras import layers
 from keras import ops
 
-from keras_deepblocks.utils import validation
 from keras_deepblocks.layers.stochastic_depth import DROP_MODES
 from keras_deepblocks.layers.stochastic_depth import RESCALE_MODES
 from keras_deepblocks.layers.stochastic_depth import SKIP_STRATEGIES
 from keras_deepblocks.layers.stochastic_depth import stochastic_residual
-from keras_deepblocks.layers.stochastic_depth import survival_probability_arg
+from keras_deepblocks.utils import validation
 
 BOTTLENECK_EXPANSION = 4
 SHORTCUTS = ("A", "B")
@@ -46,6 +45,16 @@ class ResidualUnit(keras.layers.Layer):
     In pre-activation units with an identity shortcut the pre-activation BN
     only feeds `F` and is skipped with it.
 
+    With `gradient_checkpointing=True`, a training call keeps only the unit's
+    input for the backward pass and recomputes the branch's activations (conv,
+    BN and ReLU outputs, about seven tensors per unit) when the gradient needs
+    them: a deep stack then stores one activation per unit instead of several,
+    for one more forward pass. Gradients and BN statistics are the same as
+    without it. The unit runs as a pure function of its input and variable
+    values under `keras.remat`, so the recomputation neither updates the BN
+    statistics a second time nor draws new random numbers (`keras.remat` over
+    the unit's stateful `call` does both).
+
     Args:
         filters: Channels of the branch. The output has `filters` channels
             (`4 * filters` for bottleneck units).
@@ -72,11 +81,15 @@ class ResidualUnit(keras.layers.Layer):
             `StochasticDepth`.
         seed: Integer seed of the drops in `[0, 2**31 - 1]`, or `None`.
             Give each unit its own.
+        gradient_checkpointing: Whether training calls recompute the
+            branch's activations in the backward pass instead of keeping them.
+            Defaults to `False`.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
     Call arguments:
         inputs: 4D image tensor.
-        training: Python bool (or `None`), whether BN uses batch statistics.
+        training: Python bool (or `None`), whether BN uses batch statistics
+            (and whether stochastic depth drops and gradients are checkpointed).
 
     Example:
 
@@ -87,8 +100,16 @@ class ResidualUnit(keras.layers.Layer):
 
     A stochastic-depth stack with the paper's linear decay:
 
+    >>> from keras_deepblocks.layers import linear_decay
     >>> units = [ResidualUnit(16, survival_probability=linear_decay(l, 9, 0.5))
     ...          for l in range(1, 10)]
+    >>> [round(unit.survival_probability, 3) for unit in units[:3]]
+    [0.944, 0.889, 0.833]
+
+    A unit that recomputes its activations in the backward pass:
+
+    >>> ResidualUnit(32, strides=2, gradient_checkpointing=True)(x).shape
+    (None, 16, 16, 32)
     """
 
     def __init__(
@@ -108,6 +129,7 @@ class ResidualUnit(keras.layers.Layer):
         rescale="inference",
         skip_strategy="auto",
         seed=None,
+        gradient_checkpointing=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -126,7 +148,9 @@ class ResidualUnit(keras.layers.Layer):
         self.epsilon = validation.float_in_range(epsilon, "epsilon", 0.0, low_open=True)
         self.data_format = validation.data_format(data_format)
         self.survival_probability = (
-            None if survival_probability is None else survival_probability_arg(survival_probability)
+            None
+            if survival_probability is None
+            else validation.survival_probability(survival_probability)
         )
         self.drop_mode = validation.one_of(drop_mode, "drop_mode", DROP_MODES)
         self.rescale = validation.one_of(rescale, "rescale", RESCALE_MODES)
@@ -134,6 +158,9 @@ class ResidualUnit(keras.layers.Layer):
         self.seed = validation.seed(seed)
         self.seed_generator = (
             None if self.survival_probability is None else keras.random.SeedGenerator(self.seed)
+        )
+        self.gradient_checkpointing = validation.boolean(
+            gradient_checkpointing, "gradient_checkpointing"
         )
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
@@ -155,8 +182,9 @@ class ResidualUnit(keras.layers.Layer):
             and channels > self.output_channels
         ):
             raise ValueError(
-                f"shortcut='A' cannot reduce channels ({channels} -> "
-                f"{self.output_channels}); use shortcut='B'."
+                "`shortcut` must be 'B' where a unit reduces channels "
+                f"({channels} -> {self.output_channels}; option A can only add zero "
+                "channels), received: 'A'."
             )
         self.preact_norm = self._norm("preact_bn") if self.preactivation else None
         self.branch = keras.Sequential(self._branch_layers(), name="branch")
@@ -176,6 +204,42 @@ class ResidualUnit(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         training = validation.training(training)
+        if self.gradient_checkpointing and training:
+            return rematerialized_call(self, lambda x: self._forward(x, training), inputs)
+        return self._forward(inputs, training)
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        spatial = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        for axis in spatial:
+            if shape[axis] is not None:
+                shape[axis] = -(-shape[axis] // self.strides)
+        shape[self._channel_axis] = self.output_channels
+        return tuple(shape)
+
+    def get_config(self):
+        base_config = super().get_config()
+        config = {
+            "filters": self.filters,
+            "strides": self.strides,
+            "bottleneck": self.bottleneck,
+            "preactivation": self.preactivation,
+            "shortcut": self.shortcut,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "data_format": self.data_format,
+            "survival_probability": self.survival_probability,
+            "drop_mode": self.drop_mode,
+            "rescale": self.rescale,
+            "skip_strategy": self.skip_strategy,
+            "seed": self.seed,
+            "gradient_checkpointing": self.gradient_checkpointing,
+        }
+        return {**base_config, **config}
+
+    def _forward(self, inputs, training):
         # Pre-activation units feed the pre-activated input to a shortcut that
         # changes shape, and the raw input to an identity shortcut; then the
         # pre-activation belongs to the branch alone (and is skipped with it).
@@ -206,44 +270,12 @@ class ResidualUnit(keras.layers.Layer):
                 drop_mode=self.drop_mode,
                 rescale=self.rescale,
                 skip_strategy=self.skip_strategy,
-                branch_layers=branch_layers,
+                state_layers=branch_layers,
             )
         return outputs if self.preactivation else ops.relu(outputs)
 
     def _preactivate(self, inputs, training):
         return ops.relu(self.preact_norm(inputs, training=training))
-
-    def compute_output_shape(self, input_shape):
-        shape = list(input_shape)
-        spatial = (1, 2) if self.data_format == "channels_last" else (2, 3)
-        for axis in spatial:
-            if shape[axis] is not None:
-                shape[axis] = -(-shape[axis] // self.strides)
-        shape[self._channel_axis] = self.output_channels
-        return tuple(shape)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "filters": self.filters,
-                "strides": self.strides,
-                "bottleneck": self.bottleneck,
-                "preactivation": self.preactivation,
-                "shortcut": self.shortcut,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "momentum": self.momentum,
-                "epsilon": self.epsilon,
-                "data_format": self.data_format,
-                "survival_probability": self.survival_probability,
-                "drop_mode": self.drop_mode,
-                "rescale": self.rescale,
-                "skip_strategy": self.skip_strategy,
-                "seed": self.seed,
-            }
-        )
-        return config
 
     def _shortcut(self, inputs, training):
         if self.has_identity_shortcut:
@@ -324,3 +356,33 @@ def option_a_shortcut(inputs, output_channels, strides, data_format):
     padding = [[0, 0]] * 4
     padding[channel_axis] = [extra // 2, extra - extra // 2]
     return ops.pad(inputs, padding)
+
+
+def rematerialized_call(layer, call, inputs):
+    """`call(inputs)` with gradient checkpointing: `keras.remat` over a pure function.
+
+    The layer's call runs in a `keras.StatelessScope` on variable values given
+    as inputs, and returns its state updates (BN statistics, seeds) as outputs,
+    assigned afterwards. `keras.remat` can then recompute it in the backward
+    pass without updating the state again or drawing new random numbers.
+    """
+    trainable = layer.trainable_variables
+    non_trainable = layer.non_trainable_variables
+    variables = trainable + non_trainable
+
+    def forward(inputs, *values):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+            outputs = call(inputs)
+        updates = []
+        for variable, value in zip(non_trainable, values[len(trainable) :]):
+            update = scope.get_current_value(variable)
+            updates.append(value if update is None else update)
+        return (outputs, *updates)
+
+    # The recomputation reads these inputs again: copies of the state, since
+    # the variables are updated in place below.
+    values = [v.value for v in trainable] + [ops.copy(v.value) for v in non_trainable]
+    outputs, *updates = keras.remat(forward)(inputs, *values)
+    for variable, update in zip(non_trainable, updates):
+        variable.assign(update)
+    return outputs

@@ -1,3 +1,13 @@
+"""Stochastic depth (Huang et al. 2016): the residual sum, its schedule, and the layer.
+
+Shaped like timm's `layers/drop.py`: `stochastic_residual` is the maths, shared
+by `StochasticDepth` and `ResidualUnit`; `linear_decay` is the paper's schedule
+as a plain function; `StochasticDepth` is a thin `keras.layers.Wrapper` around
+`stochastic_residual`.
+"""
+
+import copy
+
 import keras
 from keras import ops
 
@@ -8,13 +18,111 @@ RESCALE_MODES = ("inference", "training")
 SKIP_STRATEGIES = ("auto", "skip", "multiply")
 
 
+def linear_decay(block_index, num_blocks, final_survival_probability=0.5):
+    """Linear decay rule of Huang et al. (2016): `p_l = 1 - l / L (1 - p_L)`.
+
+    The input (block 0) is always kept; survival falls linearly to `p_L` at
+    the last block.
+
+    Args:
+        block_index: `l`, the block's position, counted from `1` to
+            `num_blocks` over all blocks of the network.
+        num_blocks: `L`, the number of residual blocks.
+        final_survival_probability: `p_L`, in `(0, 1]`. Defaults to `0.5`
+            (the paper's choice).
+
+    Returns:
+        The survival probability `p_l` as a Python float.
+
+    Example:
+
+    >>> [linear_decay(l, 4, 0.5) for l in range(1, 5)]
+    [0.875, 0.75, 0.625, 0.5]
+    """
+    num_blocks = validation.positive_int(num_blocks, "num_blocks")
+    block_index = validation.positive_int(block_index, "block_index")
+    block_index = validation.integer_in_range(block_index, "block_index", 1, num_blocks)
+    final = validation.survival_probability(
+        final_survival_probability, "final_survival_probability"
+    )
+    return 1.0 - block_index / num_blocks * (1.0 - final)
+
+
+def stochastic_residual(
+    branch,
+    branch_input,
+    shortcut,
+    survival_probability,
+    *,
+    training,
+    seed_generator,
+    drop_mode="batch",
+    rescale="inference",
+    skip_strategy="auto",
+    state_layers=(),
+):
+    """`shortcut + b * branch(branch_input)`, the output of a stochastic-depth block.
+
+    The one implementation behind `StochasticDepth` and `ResidualUnit`; see
+    `StochasticDepth` for the semantics of `drop_mode`, `rescale` and
+    `skip_strategy`. Written with `keras.ops` except where a dropped branch is
+    skipped: that needs the backend's own conditional (`tf.cond`,
+    `jax.lax.cond`) or a Python `if`.
+
+    Args:
+        branch: Callable computing the residual from `branch_input`.
+        branch_input: Input of the branch.
+        shortcut: What the residual is added to.
+        survival_probability: `p` in `(0, 1]`.
+        training: Python bool.
+        seed_generator: `keras.random.SeedGenerator` of the draws.
+        drop_mode: `"batch"` or `"sample"`.
+        rescale: `"inference"` or `"training"`.
+        skip_strategy: `"auto"`, `"skip"` or `"multiply"`.
+        state_layers: The layers `branch` runs. A dropped branch leaves their
+            state (BN statistics, dropout seeds) unchanged and gives their
+            weights zero gradients (not none, so that optimizers treat them
+            alike on every backend).
+
+    Returns:
+        The block's output, a tensor of the shape of `shortcut`.
+    """
+    p = survival_probability
+    if not training:
+        scale = p if rescale == "inference" else 1.0
+        return shortcut + _scaled(branch(branch_input), scale)
+    gain = 1.0 / p if rescale == "training" else 1.0
+    if drop_mode == "sample":
+        residual = branch(branch_input)
+        mask_shape = (ops.shape(residual)[0],) + (1,) * (len(residual.shape) - 1)
+        keep = keras.random.uniform(mask_shape, seed=seed_generator) < p
+        return shortcut + _scaled(residual * ops.cast(keep, residual.dtype), gain)
+    if p == 1.0:
+        return shortcut + _scaled(branch(branch_input), gain)
+    keep = keras.random.uniform((), seed=seed_generator) < p
+    state = [v for layer in state_layers for v in layer.non_trainable_variables]
+
+    def kept():
+        return shortcut + _scaled(branch(branch_input), gain)
+
+    method = _skip_method(keep, skip_strategy)
+    if method == "python":
+        if bool(keep):
+            return kept()
+        weights = [w for layer in state_layers for w in layer.trainable_variables]
+        return _with_zero_gradients(shortcut, weights)
+    if method == "select":
+        return _compute_and_select(keep, kept, shortcut, state)
+    return _cond(method, keep, kept, shortcut, state)
+
+
 @keras.saving.register_keras_serializable(package="keras_deepblocks")
-class StochasticDepth(keras.layers.Layer):
+class StochasticDepth(keras.layers.Wrapper):
     """Residual block with stochastic depth (Huang et al., 2016): `x + b * f(x)`.
 
-    The layer owns its residual branch `f`, so a dropped branch is not
+    The layer wraps its residual branch `f`, so a dropped branch is not
     computed at all (forward or backward), which is where the paper's
-    training speed-up comes from. Wrappers that take `[shortcut, residual]`
+    training speed-up comes from. Layers that take `[shortcut, residual]`
     receive `f(x)` already computed and can only multiply it by zero.
 
     - Training, `drop_mode="batch"` (the paper): one draw
@@ -31,26 +139,33 @@ class StochasticDepth(keras.layers.Layer):
 
     - `"skip"`: never compute a dropped branch. A Python `if` when the draw
       is a concrete value (PyTorch, TensorFlow eager, JAX without jit; on a
-      GPU each `if` waits for its draw to reach the host),
-      `tf.cond` in a TensorFlow graph (with or without XLA), and
-      `jax.lax.cond` with the branch's state passed out of the conditional
-      under a JAX trace.
+      GPU each `if` waits for its draw to reach the host), `tf.cond` in a
+      TensorFlow graph (with or without XLA), and `jax.lax.cond` under a JAX
+      trace.
     - `"multiply"`: compute the branch and select `x + f(x)` or `x` with
       the draw; the branch's state is restored when dropped.
-    - `"auto"` (default): `"skip"` where the step is not compiled by XLA
-      (PyTorch eager, TensorFlow graphs with `jit_compile=False`, anything
-      eager), `"multiply"` where it is (JAX's `jit`, TensorFlow's
-      `jit_compile=True`) and under `torch.compile` (a data-dependent `if`
-      splits its graph at every block). An XLA conditional per block made a
-      CIFAR ResNet training step slower than computing every branch: about
-      11x (JAX) and 13x (TensorFlow) on CPU, 1.5-1.7x on an H100 (JAX);
-      see `benchmarks/stochastic_depth_speed.py`. Note that Keras compiles
-      with XLA by default on JAX, and on TensorFlow only on a GPU.
+    - `"auto"` (default): `"skip"`, except where the step is compiled by XLA,
+      where an XLA conditional per block made a CIFAR ResNet training step
+      slower than computing every branch (about 11x with JAX and 13x with
+      TensorFlow on CPU, 1.5-1.7x on an H100 with JAX; see
+      `benchmarks/stochastic_depth_speed.py`); there it is `"multiply"`. JAX
+      traces and `torch.compile` show this directly (`"multiply"` under
+      `jax.jit`, and under `torch.compile`, where a data-dependent `if`
+      splits the graph at every block). TensorFlow has no public way to tell
+      whether a graph is being compiled by XLA, so `"auto"` follows Keras's
+      own `jit_compile="auto"` rule: `"multiply"` in TensorFlow graphs when
+      TensorFlow sees a GPU or TPU (where Keras compiles with XLA), `tf.cond`
+      when it sees CPUs only (where Keras does not). With a `jit_compile`
+      other than Keras's default, choose explicitly: `"multiply"` for
+      `jit_compile=True` on a CPU, `"skip"` for `jit_compile=False` on a GPU.
 
     Args:
-        branch: The residual branch `f`, a Keras layer (or model) mapping
-            `x` to a tensor of the shape of `x`. It is serialized with this
-            layer.
+        layer: The residual branch `f`, a Keras layer (or model) mapping `x`
+            to a tensor of the shape of `x`. Serialized with this layer. Pass
+            it unbuilt (or a model built from an `Input`): an unbuilt branch
+            is built by this layer and its weights are named under this
+            layer's name (`stochastic_depth/dense/kernel`), also after
+            `keras.saving.load_model`.
         survival_probability: `p`, the probability to keep the branch, in
             `(0, 1]`. Defaults to `0.5`. See `linear_decay` for the paper's
             schedule over a stack of blocks.
@@ -70,15 +185,19 @@ class StochasticDepth(keras.layers.Layer):
 
     Example:
 
-    >>> branch = keras.Sequential([keras.layers.Dense(8), keras.layers.ReLU()])
-    >>> block = StochasticDepth(branch, survival_probability=0.8, seed=1)
-    >>> block(np.ones((2, 8)), training=True).shape
+    >>> branch = keras.Sequential(
+    ...     [keras.layers.Dense(8, name="fc"), keras.layers.ReLU()], name="f"
+    ... )
+    >>> block = StochasticDepth(branch, survival_probability=0.8, seed=1, name="block")
+    >>> tuple(block(np.ones((2, 8)), training=True).shape)
     (2, 8)
+    >>> [v.path for v in block.trainable_weights]
+    ['block/f/fc/kernel', 'block/f/fc/bias']
     """
 
     def __init__(
         self,
-        branch,
+        layer,
         survival_probability=0.5,
         drop_mode="batch",
         rescale="inference",
@@ -86,36 +205,44 @@ class StochasticDepth(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if not isinstance(branch, keras.layers.Layer):
+        if not isinstance(layer, keras.layers.Layer):
             raise TypeError(
-                "`branch` must be a Keras layer or model mapping x to the "
-                f"shape of x, got {branch!r} of type {type(branch).__name__}."
+                "`layer` must be a Keras layer or model mapping x to the shape of x, "
+                f"received: {layer!r} of type {type(layer).__name__}."
             )
-        self.branch = branch
-        self.survival_probability = survival_probability_arg(survival_probability)
+        super().__init__(layer, **kwargs)
+        self.survival_probability = validation.survival_probability(survival_probability)
         self.drop_mode = validation.one_of(drop_mode, "drop_mode", DROP_MODES)
         self.rescale = validation.one_of(rescale, "rescale", RESCALE_MODES)
         self.skip_strategy = validation.one_of(skip_strategy, "skip_strategy", SKIP_STRATEGIES)
         self.seed = validation.seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
+        # Whether `build` builds the branch, in this layer's name scope.
+        self._builds_branch = not layer.built
+
+    @property
+    def branch(self):
+        """The residual branch `f` (the wrapped `layer`).
+
+        Saved files store the branch's weights under this name (Keras visits
+        attributes in alphabetical order), as files of version 0.1.0 did.
+        """
+        return self.layer
 
     def build(self, input_shape):
-        # Build here: variables cannot be created inside a tf.cond branch.
-        if not self.branch.built:
-            self.branch.build(input_shape)
-        output_shape = self.branch.compute_output_shape(input_shape)
-        if tuple(output_shape) != tuple(input_shape):
+        # Built here, not in `call`: variables cannot be created inside a tf.cond branch.
+        super().build(input_shape)
+        output_shape = tuple(self.layer.compute_output_shape(input_shape))
+        if output_shape != tuple(input_shape):
             raise ValueError(
-                "The `branch` of StochasticDepth must keep the shape of its "
-                f"input; input shape {tuple(input_shape)} gives "
-                f"{tuple(output_shape)}."
+                "`layer` (the branch) of StochasticDepth must keep the shape of its input, "
+                f"received: a layer mapping shape {tuple(input_shape)} to {output_shape}."
             )
 
     def call(self, inputs, training=None):
         training = validation.training(training)
         return stochastic_residual(
-            lambda x: self.branch(x, training=training),
+            lambda x: self.layer(x, training=training),
             inputs,
             inputs,
             self.survival_probability,
@@ -124,104 +251,61 @@ class StochasticDepth(keras.layers.Layer):
             drop_mode=self.drop_mode,
             rescale=self.rescale,
             skip_strategy=self.skip_strategy,
-            branch_layers=[self.branch],
+            state_layers=[self.layer],
         )
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "branch": keras.saving.serialize_keras_object(self.branch),
-                "survival_probability": self.survival_probability,
-                "drop_mode": self.drop_mode,
-                "rescale": self.rescale,
-                "skip_strategy": self.skip_strategy,
-                "seed": self.seed,
-            }
-        )
-        return config
+        base_config = super().get_config()
+        # Keras's loader builds each layer as soon as it reads its config,
+        # outside the name scope of the layer that holds it: the branch's
+        # weights would lose their `stochastic_depth/...` prefix. Without
+        # their build configs, nested layers are built inside their parents'
+        # `build`, as they were at first; so is the branch itself when this
+        # layer built it.
+        base_config["layer"] = _unbuilt(base_config["layer"], keep_own=not self._builds_branch)
+        config = {
+            "survival_probability": self.survival_probability,
+            "drop_mode": self.drop_mode,
+            "rescale": self.rescale,
+            "skip_strategy": self.skip_strategy,
+            "seed": self.seed,
+        }
+        return {**base_config, **config}
 
     @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["branch"] = keras.saving.deserialize_keras_object(config["branch"])
-        return cls(**config)
+    def from_config(cls, config, custom_objects=None):
+        # A copy: Keras's loaders pop keys from the configs they read.
+        config = copy.deepcopy(config)
+        if "branch" in config:  # files saved by version 0.1.0
+            config["layer"] = config.pop("branch")
+        return super().from_config(config, custom_objects=custom_objects)
 
 
-def survival_probability_arg(value, name="survival_probability"):
-    """`value` as a float in `(0, 1]`, the range of a survival probability."""
-    return validation.float_in_range(value, name, 0.0, 1.0, low_open=True)
+def _unbuilt(layer_config, keep_own=False):
+    """A serialized layer without the build configs of the layers it holds.
 
-
-def stochastic_residual(
-    branch,
-    branch_input,
-    base,
-    survival_probability,
-    *,
-    training,
-    seed_generator,
-    drop_mode="batch",
-    rescale="inference",
-    skip_strategy="auto",
-    branch_layers=(),
-):
-    """`base + b * branch(branch_input)`, the sum of a stochastic-depth block.
-
-    The one implementation behind `StochasticDepth` and `ResidualUnit`; see
-    `StochasticDepth` for the semantics of the arguments.
-
-    Args:
-        branch: Callable computing the residual from `branch_input`.
-        branch_input: Input of the branch.
-        base: What the residual is added to (the shortcut).
-        survival_probability: `p` in `(0, 1]`.
-        training: Python bool.
-        seed_generator: `keras.random.SeedGenerator` of the draws.
-        drop_mode, rescale, skip_strategy: As in `StochasticDepth`.
-        branch_layers: The layers `branch` runs. A dropped branch leaves
-            their state (BN statistics, dropout seeds) unchanged and gives
-            their weights zero gradients (not none, so that optimizers treat
-            them alike on every backend).
+    With `keep_own=False`, also without its own build config and without the
+    `InputLayer`s that `Sequential`s add when they are built: the layer then
+    loads as it was before it was built.
     """
-    p = survival_probability
-    if not training:
-        scale = p if rescale == "inference" else 1.0
-        return _add_scaled(base, branch(branch_input), scale)
-    gain = 1.0 / p if rescale == "training" else 1.0
-    if drop_mode == "sample":
-        residual = branch(branch_input)
-        mask_shape = (ops.shape(residual)[0],) + (1,) * (len(residual.shape) - 1)
-        keep = keras.random.uniform(mask_shape, seed=seed_generator) < p
-        return base + _scaled(residual * ops.cast(keep, residual.dtype), gain)
-    if p == 1.0:
-        return _add_scaled(base, branch(branch_input), gain)
-    keep = keras.random.uniform((), seed=seed_generator) < p
-    state_variables = [v for layer in branch_layers for v in layer.non_trainable_variables]
-
-    def kept():
-        return _add_scaled(base, branch(branch_input), gain)
-
-    method = _skip_method(keep, skip_strategy)
-    if method == "python":
-        if bool(keep):
-            return kept()
-        weights = [w for layer in branch_layers for w in layer.trainable_variables]
-        return _with_zero_gradients(base, weights)
-    if method == "tf.cond":
-        import tensorflow as tf
-
-        return tf.cond(keep, kept, lambda: tf.identity(base))
-    if method == "jax.cond":
-        return _jax_cond(keep, kept, base, state_variables)
-    return _compute_and_select(keep, kept, base, state_variables)
-
-
-def _add_scaled(base, residual, scale):
-    return base + _scaled(residual, scale)
+    if isinstance(layer_config, list):
+        return [_unbuilt(item) for item in layer_config]
+    if not isinstance(layer_config, dict):
+        return layer_config
+    unbuilt = {
+        key: value if keep_own and key == "build_config" else _unbuilt(value)
+        for key, value in layer_config.items()
+        if key not in ("build_config", "build_input_shape") or keep_own
+    }
+    if not keep_own and unbuilt.get("class_name") == "Sequential":
+        layers = unbuilt["config"]["layers"]
+        unbuilt["config"]["layers"] = [
+            item for item in layers if item["class_name"] != "InputLayer"
+        ]
+    return unbuilt
 
 
 def _scaled(residual, scale):
@@ -238,13 +322,13 @@ def _scaled(residual, scale):
     return ops.multiply(residual, scale)
 
 
-def _with_zero_gradients(base, weights):
-    """`base`, exactly, but depending on `weights` with zero gradient."""
+def _with_zero_gradients(shortcut, weights):
+    """`shortcut`, exactly, but depending on `weights` with zero gradient."""
     if not weights:
-        return base
+        return shortcut
     # Summed in float32: a float16 sum of many weights can overflow, and inf * 0 is NaN.
     link = sum(ops.sum(ops.cast(w, "float32")) for w in weights)
-    return base + ops.cast(link * 0.0, base.dtype)
+    return shortcut + ops.cast(link * 0.0, shortcut.dtype)
 
 
 def _skip_method(keep, skip_strategy):
@@ -258,7 +342,7 @@ def _skip_method(keep, skip_strategy):
 
         if not tf.is_symbolic_tensor(keep):
             return "python"
-        if skip_strategy == "auto" and _in_xla_context():
+        if skip_strategy == "auto" and _tensorflow_sees_an_accelerator():
             return "select"
         return "tf.cond"
     if backend == "jax":
@@ -279,44 +363,52 @@ def _skip_method(keep, skip_strategy):
     return "python"
 
 
-def _in_xla_context():
-    """Whether the TensorFlow graph being traced will be compiled by XLA."""
-    from tensorflow.python.framework import ops as tf_ops
-    from tensorflow.python.ops import control_flow_util
+def _tensorflow_sees_an_accelerator():
+    """Keras's test for `jit_compile="auto"` on TensorFlow: XLA unless only CPUs."""
+    import tensorflow as tf
 
-    return control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
+    return any(device.device_type != "CPU" for device in tf.config.list_physical_devices())
 
 
-def _compute_and_select(keep, kept, base, state_variables):
+def _compute_and_select(keep, kept, shortcut, state):
     """Compute the branch, then select; restore the branch's state if dropped."""
-    before = [ops.copy(v.value) for v in state_variables]
-    outputs = ops.where(keep, kept(), base)
-    for variable, old in zip(state_variables, before):
+    before = [ops.copy(v.value) for v in state]
+    outputs = ops.where(keep, kept(), shortcut)
+    for variable, old in zip(state, before):
         variable.assign(ops.where(keep, variable.value, old))
     return outputs
 
 
-def _jax_cond(keep, kept, base, state_variables):
-    """`jax.lax.cond` over the branch; its state updates leave as outputs.
+def _cond(method, keep, kept, shortcut, state):
+    """`tf.cond` or `jax.lax.cond` over the branch; its state updates leave as outputs.
 
-    Assigning a variable inside the conditional would leak the branch's
-    tracers into the enclosing stateless scope (`UnexpectedTracerError`), so
-    the new values are returned from the conditional and assigned outside.
+    A variable assigned inside the conditional would hold a value of the
+    conditional's own graph: under a JAX trace, or inside the stateless
+    recomputation of gradient checkpointing, that value would escape its
+    scope. So each branch returns the new state and it is assigned outside.
     """
-    import jax
+
+    # Read outside the conditional: a value made in one branch cannot be used in the other.
+    before = [ops.copy(v.value) for v in state]
 
     def run_kept():
-        before = [v.value for v in state_variables]
         outputs = kept()
-        after = [v.value for v in state_variables]
-        for variable, old in zip(state_variables, before):
+        after = [ops.copy(v.value) for v in state]
+        for variable, old in zip(state, before):
             variable.assign(old)
         return outputs, after
 
     def run_dropped():
-        return base, [v.value for v in state_variables]
+        return shortcut, before
 
-    outputs, after = jax.lax.cond(keep, run_kept, run_dropped)
-    for variable, new in zip(state_variables, after):
+    if method == "tf.cond":
+        import tensorflow as tf
+
+        outputs, after = tf.cond(keep, run_kept, run_dropped)
+    else:
+        import jax
+
+        outputs, after = jax.lax.cond(keep, run_kept, run_dropped)
+    for variable, new in zip(state, after):
         variable.assign(new)
     return outputs

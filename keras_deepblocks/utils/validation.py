@@ -132,16 +132,22 @@ def shape(value, name, rank, meaning):
         sizes.append(None if size is None else int(size))
     if not valid:
         raise ValueError(
-            f"`{name}` must be {meaning}: {rank} positive integers (or None); "
+            f"`{name}` must be {meaning}: {rank} positive integers (or None), "
             f"received: {value!r}."
         )
     return tuple(sizes)
 
 
+def survival_probability(value, name="survival_probability"):
+    """`value` as a float in `(0, 1]`: the probability to keep a residual branch."""
+    return float_in_range(value, name, 0.0, 1.0, low_open=True)
+
+
 def one_of(value, name, allowed):
+    """`value` if it is one of `allowed` (strings such as `"channels_last"`)."""
     if value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"`{name}` must be one of {choices}; received: {value!r}.")
+        raise ValueError(f"`{name}` must be one of {choices}, received: {value!r}.")
     return value
 
 
@@ -185,9 +191,9 @@ def keras_object(value, name, kind):
     try:
         resolved = get(value)
     except (ValueError, TypeError) as error:
-        raise ValueError(f"`{name}` must be {allowed}; received: {value!r} ({error}).") from None
+        raise ValueError(f"`{name}` must be {allowed}, received: {value!r} ({error}).") from None
     if resolved is None and kind == "initializer":
-        raise ValueError(f"`{name}` must be {allowed}; received: None.")
+        raise ValueError(f"`{name}` must be {allowed}, received: None.")
     return resolved
 
 
@@ -196,8 +202,8 @@ def known_channels(input_shape, axis, layer_name):
     channels = input_shape[axis]
     if channels is None:
         raise ValueError(
-            f"{layer_name} needs a known size on axis {axis} of its input "
-            f"(its weights depend on it); received input shape {tuple(input_shape)}."
+            f"The input of {layer_name} must have a known size on axis {axis} (its weights "
+            f"depend on it), received: input shape {tuple(input_shape)}."
         )
     return int(channels)
 

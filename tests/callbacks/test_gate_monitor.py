@@ -21,4 +21,4 @@ def test_gate_monitor_records_the_gate_half_of_each_highway_bias(rng):
         bias = model.get_layer(name).bias.numpy()
         assert value == pytest.approx(bias[4:].mean(), abs=1e-6)  # [b_H | b_T]: the gate half
     assert any(abs(v + 2.0) > 1e-4 for v in final.values())  # training moved the gates
-    assert history.history["gate_bias"][-1] == pytest.approx(np.mean(list(final.values())))
+    assert history.history["transform_bias"][-1] == pytest.approx(np.mean(list(final.values())))

@@ -25,8 +25,17 @@ def test_fused_kernel_with_a_seed_is_reproducible_and_halves_differ():
 def test_gate_bias_values_and_odd_size_error():
     bias = ops.convert_to_numpy(GateBias(-2.0, "ones")((6,)))
     np.testing.assert_array_equal(bias, [1, 1, 1, -2, -2, -2])
-    with pytest.raises(ValueError, match="even"):
+    np.testing.assert_array_equal(GateBias(transform_bias=-3.0)((2,)), [0, -3])
+    with pytest.raises(ValueError, match=r"`shape` must have an even last dimension.*\(5,\)"):
         GateBias()((5,))
+    with pytest.raises(ValueError, match="`shape` must have an even last dimension"):
+        FusedKernel()((4, 5))
+
+
+def test_gate_bias_configs_of_version_0_1_0_name_the_bias_gate_value():
+    restored = GateBias.from_config({"gate_value": -2.5, "transform_initializer": "ones"})
+    assert restored.get_config()["transform_bias"] == -2.5
+    assert "gate_value" not in restored.get_config()
 
 
 @pytest.mark.parametrize("initializer", [FusedKernel("glorot_uniform"), GateBias(-3.0, "zeros")])

@@ -15,7 +15,6 @@ from keras_deepblocks.initializers import FusedKernel
 from keras_deepblocks.initializers import GateBias
 from keras_deepblocks.layers import CharacterIds
 from keras_deepblocks.layers import CharCNN
-from keras_deepblocks.layers import CheckpointedResidualUnit
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import HighwayConv2D
 from keras_deepblocks.layers import ResidualUnit
@@ -46,7 +45,7 @@ NUMPY_SCALAR_LAYERS = [
         seed=np.int64(3),
         bottleneck=np.bool_(False),
     ),
-    lambda: CheckpointedResidualUnit(np.int64(4), momentum=np.float32(0.5)),
+    lambda: ResidualUnit(np.int64(4), momentum=np.float32(0.5), gradient_checkpointing=True),
     lambda: StochasticDepth(
         keras.layers.Dense(3), survival_probability=np.float64(0.8), seed=np.uint8(1)
     ),
@@ -70,7 +69,7 @@ def test_numpy_scalar_values_are_kept():
     assert (unit.filters, unit.momentum, unit.seed) == (8, 0.5, 3)
     assert type(unit.filters) is int and type(unit.momentum) is float and type(unit.seed) is int
     assert HighwayConv2D(np.int64(5)).kernel_size == (5, 5)
-    assert GateBias(np.float32(-2)).get_config()["gate_value"] == -2.0
+    assert GateBias(np.float32(-2)).get_config()["transform_bias"] == -2.0
     assert linear_decay(np.int64(2), np.int64(4), np.float32(0.5)) == 0.75
 
 
@@ -81,12 +80,16 @@ def test_numpy_scalar_values_are_kept():
         (lambda: ResidualUnit(4, momentum=-0.1), ValueError, r"`momentum` must be in \[0, 1\]"),
         (lambda: ResidualUnit(4, epsilon=-1.0), ValueError, "`epsilon` must be > 0"),
         (lambda: ResidualUnit(4, epsilon=0.0), ValueError, "`epsilon` must be > 0"),
-        (lambda: CheckpointedResidualUnit(4, momentum=2.0), ValueError, "`momentum`"),
+        (
+            lambda: ResidualUnit(4, gradient_checkpointing="yes"),
+            TypeError,
+            "`gradient_checkpointing`",
+        ),
         (lambda: ResidualUnit(4, kernel_initializer=None), ValueError, "`kernel_initializer`"),
         (lambda: ResidualUnit(4, kernel_regularizer="nope"), ValueError, "`kernel_regularizer`"),
-        (lambda: GateBias(float("nan")), ValueError, "`gate_value` must be a finite number"),
-        (lambda: GateBias(np.float32("-inf")), ValueError, "`gate_value`"),
-        (lambda: GateBias("low"), TypeError, "`gate_value`"),
+        (lambda: GateBias(float("nan")), ValueError, "`transform_bias` must be a finite number"),
+        (lambda: GateBias(np.float32("-inf")), ValueError, "`transform_bias`"),
+        (lambda: GateBias("low"), TypeError, "`transform_bias`"),
         (lambda: GateBias(-1.0, None), ValueError, "`transform_initializer`"),
         (lambda: FusedKernel(None), ValueError, "`initializer`"),
         (lambda: FusedKernel("nope"), ValueError, "`initializer`.*nope"),
@@ -100,7 +103,7 @@ def test_bad_values_fail_when_the_layer_is_made(make, error, message):
 
 
 BOOLS_WHERE_NUMBERS_GO = [
-    (lambda: GateBias(False), TypeError, "gate_value"),  # was taken as 0.0
+    (lambda: GateBias(False), TypeError, "transform_bias"),  # was taken as 0.0
     (lambda: Highway(transform_bias=True), TypeError, "transform_bias"),
     (lambda: HighwayConv2D(kernel_size=True), ValueError, "kernel_size"),
     (lambda: ResidualUnit(True), ValueError, "filters"),
@@ -141,7 +144,7 @@ def residual_unit():
 
 
 def checkpointed_unit():
-    return CheckpointedResidualUnit(4), np.ones((2, 4, 4, 4), "float32")
+    return ResidualUnit(4, gradient_checkpointing=True), np.ones((2, 4, 4, 4), "float32")
 
 
 def stochastic_depth_block():

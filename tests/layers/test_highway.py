@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.utils.gradients import gradients
+from layer_testing import run_layer_test
 
 
 def numpy_highway(x, kernel, bias, activation=lambda z: np.maximum(z, 0)):
@@ -126,64 +127,36 @@ def test_unknown_width_is_rejected():
         Highway().build((None, None))
 
 
-def test_sequential_trains_saves_and_loads_identically(tmp_path, rng):
-    model = keras.Sequential([keras.Input((8,)), Highway(), Highway()])
-    model.compile("adam", "mse")
-    x = rng.normal(size=(32, 8)).astype("float32")
-    history = model.fit(x, x * 0.5, epochs=3, verbose=0)
-    assert history.history["loss"][-1] < history.history["loss"][0]
-    path = tmp_path / "highway.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(model.predict(x, verbose=0)),
-        ops.convert_to_numpy(loaded.predict(x, verbose=0)),
+def test_layer_contract_with_defaults():
+    run_layer_test(
+        Highway,
+        {},
+        input_shape=(4, 8),
+        expected_output_shape=(4, 8),
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=0,
     )
-    assert loaded.layers[0].get_config() == model.layers[0].get_config()
 
 
-def test_config_round_trip_keeps_every_argument():
-    layer = Highway(
-        activation="tanh",
-        transform_bias=-3.0,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="ones",
-        kernel_regularizer=keras.regularizers.L2(1e-4),
-        bias_regularizer="l1",
-        activity_regularizer="l2",
-        kernel_constraint="max_norm",
-        bias_constraint="non_neg",
-        name="hw",
+def test_layer_contract_with_every_argument_set():
+    run_layer_test(
+        Highway,
+        {
+            "activation": "tanh",
+            "transform_bias": -3.0,
+            "kernel_initializer": "glorot_uniform",
+            "bias_initializer": "ones",
+            "kernel_regularizer": keras.regularizers.L2(1e-4),
+            "bias_regularizer": "l1",
+            "activity_regularizer": "l2",
+            "kernel_constraint": "max_norm",
+            "bias_constraint": "non_neg",
+        },
+        input_shape=(2, 3, 6),
+        expected_output_shape=(2, 3, 6),
     )
-    config = layer.get_config()
-    clone = Highway.from_config(config)
-    assert clone.get_config() == config
+    config = Highway(transform_bias=-3.0, activation="tanh").get_config()
     assert config["transform_bias"] == -3.0 and config["activation"] == "tanh"
-    assert config["activity_regularizer"] is not None
-
-
-class HighwayClassifier(keras.Model):
-    def __init__(self, depth=3, **kwargs):
-        super().__init__(**kwargs)
-        self.depth = depth
-        self.blocks = [Highway() for _ in range(depth)]
-        self.head = keras.layers.Dense(3)
-
-    def call(self, inputs):
-        for block in self.blocks:
-            inputs = block(inputs)
-        return self.head(inputs)
-
-    def get_config(self):
-        return {**super().get_config(), "depth": self.depth}
-
-
-def test_works_in_subclassed_model(rng):
-    model = HighwayClassifier()
-    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x = rng.normal(size=(16, 4)).astype("float32")
-    model.fit(x, rng.integers(0, 3, 16), epochs=1, verbose=0)
-    assert len(model.trainable_variables) == 3 * 2 + 2
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

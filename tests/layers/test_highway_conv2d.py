@@ -1,10 +1,9 @@
-import keras
 import numpy as np
 import pytest
 from keras import ops
 
 from keras_deepblocks.layers import HighwayConv2D
-from keras_deepblocks.layers import ResidualUnit
+from layer_testing import run_layer_test
 
 
 def numpy_conv_same(x, kernel):
@@ -97,25 +96,34 @@ def test_bad_arguments(kwargs, error, match):
         HighwayConv2D(**kwargs)
 
 
-def test_functional_model_with_residual_units_round_trips(tmp_path, rng):
-    inputs = keras.Input((8, 8, 4))
-    x = HighwayConv2D(transform_bias=-2.0)(inputs)
-    x = ResidualUnit(8, strides=2)(x)
-    x = ResidualUnit(4, bottleneck=True, preactivation=True, shortcut="B")(x)
-    outputs = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
-    model = keras.Model(inputs, outputs)
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    data = rng.normal(size=(16, 8, 8, 4)).astype("float32")
-    model.fit(data, rng.integers(0, 3, 16), epochs=2, batch_size=8, verbose=0)
-    path = tmp_path / "functional.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(model.predict(data, verbose=0)),
-        ops.convert_to_numpy(loaded.predict(data, verbose=0)),
+@pytest.mark.parametrize(
+    "kwargs, input_shape",
+    [
+        ({}, (2, 6, 6, 4)),
+        (
+            {
+                "kernel_size": (3, 1),
+                "dilation_rate": (1, 2),
+                "activation": "tanh",
+                "transform_bias": -2.0,
+                "kernel_regularizer": "l2",
+                "bias_constraint": "non_neg",
+            },
+            (2, 5, 6, 3),
+        ),
+        ({"data_format": "channels_first", "transform_bias": -1.5}, (2, 3, 5, 5)),
+    ],
+    ids=["defaults", "options", "channels_first"],
+)
+def test_layer_contract(kwargs, input_shape):
+    run_layer_test(
+        HighwayConv2D,
+        kwargs,
+        input_shape=input_shape,
+        expected_output_shape=input_shape,
+        expected_num_trainable_weights=2,
+        expected_num_non_trainable_weights=0,
     )
-    for original, restored in zip(model.layers, loaded.layers):
-        assert original.get_config() == restored.get_config()
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ import pytest
 from keras import ops
 
 from keras_deepblocks.layers import ResidualUnit
+from keras_deepblocks.utils.gradients import gradient_function
+from layer_testing import run_layer_test
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -205,25 +207,88 @@ def test_bad_arguments(kwargs, error, match):
 
 
 def test_option_a_cannot_reduce_channels():
-    with pytest.raises(ValueError, match="shortcut='B'"):
+    with pytest.raises(ValueError, match="`shortcut` must be 'B' where a unit reduces channels"):
         ResidualUnit(8, strides=2, shortcut="A").build((None, 8, 8, 16))
 
 
-def test_sequential_round_trip(tmp_path, rng):
-    model = keras.Sequential(
-        [
-            keras.Input((6, 6, 4)),
-            ResidualUnit(4),
-            ResidualUnit(8, strides=2, preactivation=True, shortcut="B"),
-        ]
+@pytest.mark.parametrize(
+    "kwargs, input_shape, output_shape, trainable, non_trainable",
+    [
+        ({"filters": 4}, (2, 6, 6, 4), (2, 6, 6, 4), 2 + 2 * 2, 2 * 2),
+        (
+            {"filters": 8, "strides": 2, "preactivation": True, "shortcut": "B"},
+            (2, 6, 6, 4),
+            (2, 3, 3, 8),
+            3 + 2 * 2,
+            2 * 2,
+        ),
+        (
+            {"filters": 2, "bottleneck": True, "momentum": 0.8, "epsilon": 1e-3},
+            (2, 5, 5, 8),
+            (2, 5, 5, 8),
+            3 + 3 * 2,
+            3 * 2,
+        ),
+        (
+            {"filters": 4, "survival_probability": 0.5, "seed": 1, "kernel_regularizer": "l2"},
+            (2, 6, 6, 4),
+            (2, 6, 6, 4),
+            2 + 2 * 2,
+            2 * 2,
+        ),
+        (
+            {"filters": 8, "strides": 2, "gradient_checkpointing": True, "shortcut": "B"},
+            (2, 6, 6, 4),
+            (2, 3, 3, 8),
+            3 + 3 * 2,
+            3 * 2,
+        ),
+    ],
+    ids=["identity", "preactivation_b", "bottleneck", "stochastic_depth", "checkpointing"],
+)
+def test_layer_contract(kwargs, input_shape, output_shape, trainable, non_trainable):
+    run_layer_test(
+        ResidualUnit,
+        kwargs,
+        input_shape=input_shape,
+        expected_output_shape=output_shape,
+        expected_num_trainable_weights=trainable,
+        expected_num_non_trainable_weights=non_trainable,
     )
+
+
+CHECKPOINTING_CASES = {
+    "post_a": {"filters": 8, "strides": 2},
+    "pre_b_bottleneck": {"filters": 2, "preactivation": True, "shortcut": "B", "bottleneck": True},
+    "depth_auto": {"filters": 4, "preactivation": True, "survival_probability": 0.5},
+    "depth_skip": {"filters": 4, "survival_probability": 0.5, "skip_strategy": "skip"},
+    "depth_multiply": {"filters": 4, "survival_probability": 0.5, "skip_strategy": "multiply"},
+    "depth_sample": {"filters": 4, "survival_probability": 0.5, "drop_mode": "sample"},
+}
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("kwargs", CHECKPOINTING_CASES.values(), ids=CHECKPOINTING_CASES.keys())
+def test_gradient_checkpointing_gives_the_same_gradients_and_statistics(kwargs, compiled, rng):
+    """Gradients, BN statistics and draws agree with the unit without checkpointing.
+
+    `keras.remat` over the unit's own `call` updated the BN statistics twice
+    (TensorFlow, PyTorch), leaked tracers (JAX) and drew again in the
+    recomputation; compiled TensorFlow steps run the `tf.cond` skip inside it.
+    """
     x = rng.normal(size=(2, 6, 6, 4)).astype("float32")
-    model.compile("sgd", "mse")
-    model.fit(x, np.zeros((2, 3, 3, 8), "float32"), epochs=1, verbose=0)
-    path = tmp_path / "units.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(model.predict(x, verbose=0)),
-        ops.convert_to_numpy(loaded.predict(x, verbose=0)),
-    )
+    plain = ResidualUnit(**kwargs, seed=5)
+    checkpointed = ResidualUnit(**kwargs, seed=5, gradient_checkpointing=True)
+    for unit in (plain, checkpointed):
+        unit.build(x.shape)
+    checkpointed.set_weights(plain.get_weights())
+    steps = {unit: gradient_function(unit, compiled=compiled) for unit in (plain, checkpointed)}
+    for _ in range(4):  # draws change from step to step
+        expected = [ops.convert_to_numpy(g) for g in steps[plain](x)]
+        got = [ops.convert_to_numpy(g) for g in steps[checkpointed](x)]
+        for want, have, variable in zip(expected, got, plain.trainable_variables):
+            np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-5, err_msg=variable.path)
+        for want, have in zip(plain.non_trainable_variables, checkpointed.non_trainable_variables):
+            np.testing.assert_allclose(
+                ops.convert_to_numpy(have), ops.convert_to_numpy(want), atol=1e-6, err_msg=want.path
+            )

@@ -10,6 +10,7 @@ from keras_deepblocks.layers import StochasticDepth
 from keras_deepblocks.layers import linear_decay
 from keras_deepblocks.layers.residual_unit import option_a_shortcut
 from keras_deepblocks.layers.stochastic_depth import SKIP_STRATEGIES
+from layer_testing import run_layer_test
 
 BACKEND = keras.backend.backend()
 
@@ -202,9 +203,10 @@ def test_compiled_train_steps_touch_branch_only_when_kept(skip_strategy, jit_com
     assert 0 < sum(kept) < steps  # draws change from step to step
 
 
-def test_auto_strategy_skips_unless_xla_compiles():
-    """The documented choice: skip when eager or in a TF graph without XLA;
-    compute and select under XLA (JAX jit, TF jit_compile=True)."""
+def test_auto_strategy_skips_unless_xla_compiles_by_default(monkeypatch):
+    """The documented choice: skip eagerly, under `torch` and in TF graphs on a
+    CPU-only machine; compute and select under JAX's jit and in TF graphs where
+    TensorFlow sees a GPU (where Keras's `jit_compile="auto"` means XLA)."""
     from keras_deepblocks.layers.stochastic_depth import _skip_method
 
     keep = keras.ops.convert_to_tensor(True)
@@ -214,12 +216,20 @@ def test_auto_strategy_skips_unless_xla_compiles():
     if BACKEND == "tensorflow":
         import tensorflow as tf
 
+        def trace(jit_compile):
+            def record(k):
+                seen.append((_skip_method(k, "auto"), _skip_method(k, "skip")))
+                return k
+
+            tf.function(record, jit_compile=jit_compile)(keep)
+
         for jit_compile in (False, True):
-            tf.function(
-                lambda k: seen.append((_skip_method(k, "auto"), _skip_method(k, "skip"))) or k,
-                jit_compile=jit_compile,
-            )(keep)
-        assert seen == [("tf.cond", "tf.cond"), ("select", "tf.cond")]
+            trace(jit_compile)
+        gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+        cpus = tf.config.list_physical_devices("CPU")
+        monkeypatch.setattr(tf.config, "list_physical_devices", lambda *args: cpus + [gpu])
+        trace(False)
+        assert seen == [("tf.cond", "tf.cond")] * 2 + [("select", "tf.cond")]
     elif BACKEND == "jax":
         import jax
 
@@ -227,6 +237,21 @@ def test_auto_strategy_skips_unless_xla_compiles():
             keep
         )
         assert seen == [("select", "jax.cond")]
+
+
+def test_no_module_imports_tensorflow_internals():
+    """`tensorflow.python` and `tf.__internal__` are not TensorFlow's public API."""
+    import keras_deepblocks
+    import pathlib
+
+    package = pathlib.Path(keras_deepblocks.__file__).parent
+    offenders = [
+        str(path.relative_to(package))
+        for path in sorted(package.rglob("*.py"))
+        if "tensorflow.python" in path.read_text(encoding="utf-8")
+        or "tf.__internal__" in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
 
 
 @pytest.mark.parametrize(
@@ -251,32 +276,79 @@ def test_bad_arguments_are_clear_errors(kwargs, error, match):
 
 
 def test_branch_must_be_a_shape_preserving_layer():
-    with pytest.raises(TypeError, match="branch"):
+    with pytest.raises(TypeError, match="`layer` must be a Keras layer"):
         StochasticDepth(lambda x: x)
-    with pytest.raises(ValueError, match="keep the shape"):
+    with pytest.raises(ValueError, match="must keep the shape of its input"):
         StochasticDepth(layers.Dense(5))(np.zeros((2, 3), "float32"))
 
 
-def test_save_and_load_round_trip(tmp_path, rng):
-    branch = keras.Sequential(
+def conv_bn_relu():
+    return keras.Sequential(
         [layers.Conv2D(3, 3, padding="same"), layers.BatchNormalization(), layers.ReLU()]
     )
-    inputs = keras.Input((6, 6, 3))
-    outputs = StochasticDepth(branch, 0.8, rescale="training", seed=9)(inputs)
-    outputs = StochasticDepth(layers.Dense(3), 0.6, drop_mode="sample")(outputs)
+
+
+def functional_branch():
+    inputs = keras.Input((6,))
+    return keras.Model(inputs, layers.Dense(6, activation="tanh")(inputs))
+
+
+@pytest.mark.parametrize(
+    "kwargs, input_shape, trainable, non_trainable",
+    [
+        (
+            {"layer": conv_bn_relu(), "survival_probability": 0.8, "rescale": "training"},
+            (2, 6, 6, 3),
+            4,
+            2,
+        ),
+        (
+            {"layer": layers.Dense(6), "survival_probability": 0.6, "drop_mode": "sample"},
+            (3, 6),
+            2,
+            0,
+        ),
+        ({"layer": functional_branch(), "skip_strategy": "multiply", "seed": 7}, (3, 6), 2, 0),
+    ],
+    ids=["sequential_branch", "dense_branch", "functional_branch"],
+)
+def test_layer_contract(kwargs, input_shape, trainable, non_trainable):
+    # Includes: the branch's weight paths are the same after `load_model`
+    # (an unbuilt branch's lost their `stochastic_depth/` prefix).
+    run_layer_test(
+        StochasticDepth,
+        kwargs,
+        input_shape=input_shape,
+        expected_output_shape=input_shape,
+        expected_num_trainable_weights=trainable,
+        expected_num_non_trainable_weights=non_trainable,
+    )
+
+
+def test_branch_weights_keep_their_paths_after_loading(tmp_path, rng):
+    inputs = keras.Input((6,))
+    x = StochasticDepth(keras.Sequential([layers.Dense(6, name="fc")], name="f"), name="sd1")(
+        inputs
+    )
+    prebuilt = keras.Sequential([keras.Input((6,)), layers.Dense(6, name="fc2")], name="g")
+    outputs = StochasticDepth(prebuilt, name="sd2")(x)
     model = keras.Model(inputs, outputs)
-    x = rng.normal(size=(2, 6, 6, 3)).astype("float32")
-    model(x, training=True)  # moving statistics away from their start
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
+    paths = [v.path for v in model.weights]
+    assert paths[:2] == ["sd1/f/fc/kernel", "sd1/f/fc/bias"]
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert [v.path for v in loaded.weights] == paths
+    x = rng.normal(size=(2, 6)).astype("float32")
     np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
-    block = loaded.layers[1]
-    assert isinstance(block, StochasticDepth)
-    config, original = block.get_config(), model.layers[1].get_config()
-    assert config.pop("branch")["class_name"] == original.pop("branch")["class_name"]
-    assert config == original
-    assert [type(l) for l in block.branch.layers] == [type(l) for l in branch.layers]
+
+
+def test_configs_of_version_0_1_0_name_the_branch_branch():
+    block = StochasticDepth(layers.Dense(3), 0.7, seed=2)
+    config = block.get_config()
+    config["branch"] = config.pop("layer")
+    restored = StochasticDepth.from_config(config)
+    assert restored.get_config() == block.get_config()
+    assert restored.branch is restored.layer
 
 
 # ------------------------------------------------------- ResidualUnit + depth
