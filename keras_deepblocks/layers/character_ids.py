@@ -108,7 +108,10 @@ class CharacterIds(keras.layers.Layer):
         return ids
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape, self.max_characters_per_token)
+        shape = list(input_shape)
+        if self.sentence_boundaries and shape and shape[-1] is not None:
+            shape[-1] += 2  # "<S>" and "</S>"
+        return (*shape, self.max_characters_per_token)
 
     def get_config(self):
         config = super().get_config()

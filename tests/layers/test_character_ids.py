@@ -1,10 +1,12 @@
-"""`char_ids`/`CharacterIds` on empty and non-string inputs."""
+"""`CharacterIds` as a Keras layer, and `char_ids` on empty and non-string inputs."""
 
 import keras
 import numpy as np
 import pytest
 
+from keras_deepblocks.layers import CharacterIds
 from keras_deepblocks.layers import char_ids
+from layer_testing import run_layer_test
 
 
 def ids(tokens, **kwargs):
@@ -41,3 +43,22 @@ def test_non_strings_are_a_type_error():
     for tokens in [None, {"a": 1}, [["a"], [1]], ["a", ["b"]], 3, [1, 2], np.array([1.0])]:
         with pytest.raises(TypeError, match="CharacterIds needs"):
             char_ids(tokens)
+
+
+@pytest.mark.parametrize("sentence_boundaries", [False, True])
+def test_layer_contract(sentence_boundaries):
+    tokens = np.array([["naïve", "cat", ""], ["<S>", "Hi", "x" * 12]])
+    run_layer_test(
+        CharacterIds,
+        {"max_characters_per_token": 8, "sentence_boundaries": sentence_boundaries},
+        input_shape=tokens.shape,
+        # compute_output_shape left out the two boundary tokens.
+        expected_output_shape=(2, 5 if sentence_boundaries else 3, 8),
+        input_data=tokens,
+        input_dtype="string",
+        expected_num_trainable_weights=0,
+        expected_num_non_trainable_weights=0,
+        run_training_check=False,
+        # Only TensorFlow tensors hold strings: models of it run on TensorFlow.
+        run_model_checks=keras.backend.backend() == "tensorflow",
+    )
