@@ -1,4 +1,4 @@
-"""The character-aware language model (Kim et al. 2016) and its perplexity metric."""
+"""The character-aware language model (Kim et al. 2016); `Perplexity` is tested in tests/metrics."""
 
 import keras
 import numpy as np
@@ -20,19 +20,6 @@ SMALL_ENCODER = {
     "n_characters": 262,
     "max_characters_per_token": MAX_CHARS,
 }
-
-
-def test_perplexity_is_exp_of_masked_mean_cross_entropy(rng):
-    probabilities = rng.dirichlet(np.ones(5), size=(2, 3)).astype("float32")
-    targets = rng.integers(0, 5, size=(2, 3))
-    weights = np.array([[1, 1, 0], [1, 0, 0]], "float32")
-    metric = Perplexity()
-    metric.update_state(targets, probabilities, sample_weight=weights)
-    picked = np.take_along_axis(probabilities, targets[..., None], axis=-1)[..., 0]
-    expected = np.exp(-(np.log(picked) * weights).sum() / weights.sum())
-    np.testing.assert_allclose(float(metric.result()), expected, rtol=1e-5)
-    clone = Perplexity.from_config(metric.get_config())
-    assert clone.name == "perplexity" and not clone.from_logits
 
 
 def test_language_model_perplexity_goes_down_and_round_trips(tmp_path):
