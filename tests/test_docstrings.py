@@ -13,13 +13,16 @@ import numpy as np
 import pytest
 
 import keras_deepblocks
+import keras_deepblocks.zoo
 
 
 def _modules():
-    names = []
-    for info in pkgutil.walk_packages(keras_deepblocks.__path__, "keras_deepblocks."):
-        if not info.name.endswith("__main__"):  # running it is the program
-            names.append(info.name)
+    # The zoo installs as keras_deepblocks.zoo from its own folder (not under
+    # keras_deepblocks/ in an editable install), so it is walked on its own.
+    names = set()
+    for package in (keras_deepblocks, keras_deepblocks.zoo):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            names.add(info.name)
     return sorted(names)
 
 
@@ -33,8 +36,9 @@ def _doctests(module_name):
 MODULES_WITH_EXAMPLES = [name for name in _modules() if _doctests(name)]
 
 
-def test_the_package_has_examples_to_run():
+def test_the_package_and_the_zoo_have_examples_to_run():
     assert len(MODULES_WITH_EXAMPLES) >= 10, MODULES_WITH_EXAMPLES
+    assert "keras_deepblocks.zoo.resnet_cifar" in MODULES_WITH_EXAMPLES
 
 
 @pytest.mark.parametrize("module_name", MODULES_WITH_EXAMPLES)
