@@ -72,8 +72,8 @@ class CharCNN(keras.layers.Layer):
         widest = max(width for width, _ in self.filters)
         if num_chars is not None and num_chars < widest:
             raise ValueError(
-                f"CharCNN needs at least {widest} characters per token (its widest "
-                f"filter); got input shape {tuple(input_shape)}."
+                f"The input of CharCNN must have at least {widest} characters per token "
+                f"(its widest filter), received: input shape {tuple(input_shape)}."
             )
         self.embedding = keras.layers.Embedding(
             self.num_characters,

@@ -82,7 +82,7 @@ class CharacterIds(keras.layers.Layer):
         if scheme == "elmo" and self.max_characters_per_token < 3:
             raise ValueError(
                 "`max_characters_per_token` must be at least 3 with the 'elmo' "
-                "scheme (two word markers and one character); received: "
+                "scheme (two word markers and one character), received: "
                 f"{max_characters_per_token!r}."
             )
         self.sentence_boundaries = validation.boolean(sentence_boundaries, "sentence_boundaries")
@@ -201,8 +201,8 @@ def _add_sentence_boundaries(tokens):
         return tf.concat([[BEGIN_SENTENCE], tokens, [END_SENTENCE]], axis=0)
     if tokens.shape.rank != 2:
         raise ValueError(
-            "`sentence_boundaries=True` needs a sentence (rank 1) or a batch of "
-            f"sentences (rank 2); got rank {tokens.shape.rank}."
+            "With `sentence_boundaries=True`, the input must be a sentence (rank 1) or a "
+            f"batch of sentences (rank 2), received: rank {tokens.shape.rank}."
         )
     if isinstance(tokens, tf.Tensor):
         tokens = tf.RaggedTensor.from_tensor(tokens, padding="")

@@ -1,6 +1,7 @@
 """`CharCNN` as a Keras layer; its encoders and published weights are `tests/zoo/test_char_cnn.py`'s."""
 
 import numpy as np
+import pytest
 
 from keras_deepblocks.layers import CharCNN
 from layer_testing import run_layer_test
@@ -25,3 +26,8 @@ def test_layer_contract():
         expected_num_trainable_weights=1 + 3 * 2,  # the embedding, a kernel and bias per width
         expected_num_non_trainable_weights=0,
     )
+
+
+def test_too_few_characters_for_the_widest_filter_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"must have at least 3 characters per token.*\(2, 4, 2\)"):
+        CharCNN([[1, 3], [3, 4]]).build((2, 4, 2))
