@@ -19,7 +19,7 @@ class Perplexity(keras.metrics.MeanMetricWrapper):
     Example:
 
     >>> metric = Perplexity()
-    >>> metric.update_state([0, 1], [[0.5, 0.5], [0.5, 0.5]])
+    >>> metric.update_state(np.array([0, 1]), np.array([[0.5, 0.5], [0.5, 0.5]]))
     >>> float(metric.result())
     2.0
     """
