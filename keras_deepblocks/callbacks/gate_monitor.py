@@ -35,7 +35,7 @@ class GateMonitor(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         biases = {
-            layer.name: float(ops.mean(transform_bias(layer)))
+            layer.name: float(ops.convert_to_numpy(ops.mean(transform_bias(layer))))
             for layer in self.model._flatten_layers(include_self=False)
             if isinstance(layer, (Highway, HighwayConv2D))
         }

@@ -308,7 +308,16 @@ def functional_branch():
             2,
             0,
         ),
-        ({"layer": functional_branch(), "skip_strategy": "multiply", "seed": 7}, (3, 6), 2, 0),
+        (
+            {
+                "layer": functional_branch(),
+                "skip_strategy": "multiply",
+                "survival_probability": 0.9,
+            },
+            (3, 6),
+            2,
+            0,
+        ),
     ],
     ids=["sequential_branch", "dense_branch", "functional_branch"],
 )
