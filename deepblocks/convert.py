@@ -48,7 +48,7 @@ def check(args):
 
 
 def run(args):
-    from keras_deepblocks.training import check_output_file
+    from keras_deepblocks.utils.files import check_output_file
     from keras_deepblocks.zoo import resnet_cifar_weights
     from keras_deepblocks.zoo.converters import resnet_cifar as converter
     from keras_deepblocks.zoo.resnet_cifar import resnet_cifar

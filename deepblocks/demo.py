@@ -65,10 +65,11 @@ def check(args):
 def run(args):
     from keras_deepblocks import datasets
     from keras_deepblocks import training
+    from keras_deepblocks.utils import files
     from keras_deepblocks.zoo.highway_nets import highway_mlp
     from keras_deepblocks.zoo.highway_nets import plain_mlp
 
-    training.check_output_file(args.output, "--output")  # before minutes of training
+    files.check_output_file(args.output, "--output")  # before minutes of training
     data = datasets.load_digits(seed=args.seed)
     shape = data[0][0].shape[1:]
     builders = {

@@ -161,14 +161,15 @@ def run(args):
     import functools
 
     from keras_deepblocks import training
+    from keras_deepblocks.utils import files
     from keras_deepblocks.zoo import registry
 
     options = model_options(args, registry)
     output = args.output or f"{args.model}.keras"
     log_dir = args.log_dir or os.path.join("runs", args.model)
     # Checked here to name the options; train() checks its arguments again.
-    training.check_output_file(output, "--output", suffixes=(".keras",))
-    training.check_output_directory(log_dir, "--log-dir")
+    files.check_output_file(output, "--output", suffixes=(".keras",))
+    files.check_output_directory(log_dir, "--log-dir")
     result = training.train(
         functools.partial(registry.build_model, args.model, **options),
         args.dataset,

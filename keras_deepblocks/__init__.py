@@ -30,3 +30,18 @@ from keras_deepblocks.layers import linear_decay
 from keras_deepblocks.metrics import Perplexity
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "callbacks",
+    "CharacterIds",
+    "CharCNN",
+    "Highway",
+    "HighwayConv2D",
+    "initializers",
+    "layers",
+    "linear_decay",
+    "metrics",
+    "Perplexity",
+    "ResidualUnit",
+    "StochasticDepth",
+]

@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import errno
 import os
-import tempfile
 import zipfile
 
 import keras
@@ -26,6 +25,8 @@ import numpy as np
 from keras_deepblocks import datasets
 from keras_deepblocks.utils import validation
 from keras_deepblocks.utils.files import atomic_path
+from keras_deepblocks.utils.files import check_output_directory
+from keras_deepblocks.utils.files import check_output_file
 
 # The paper: 64k iterations at batch 128, about 164 epochs of CIFAR's 50k images.
 PAPER_EPOCHS = 164
@@ -591,38 +592,3 @@ def compare(builders, data, *, epochs, batch_size, learning_rate, seed=0, verbos
         _, accuracy = model.evaluate(x_test, y_test, verbose=0)
         results[name] = (history.history["loss"], float(accuracy))
     return results
-
-
-def check_output_file(path, name="output", suffixes=None):
-    """Makes sure the file `path` can be written before any work starts, creating nothing.
-
-    Raises:
-        ValueError: `path` does not end in one of `suffixes` or is a folder.
-        OSError: its folder cannot be created or written in.
-    """
-    path = os.fspath(path)
-    if suffixes and not path.endswith(tuple(suffixes)):
-        raise ValueError(f"`{name}` must end in {' or '.join(suffixes)}, received: {path!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"`{name}` must be a file, not the folder {path!r}")
-    check_output_directory(os.path.dirname(os.path.abspath(path)), name)
-
-
-def check_output_directory(path, name="log_dir"):
-    """Checks that the folder `path` exists or can be made, and can be written in.
-
-    Nothing is created: a run that fails later for another reason (say, no
-    data) leaves no empty folders behind.
-    """
-    path = os.fspath(path)
-    existing = os.path.abspath(path)
-    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise NotADirectoryError(f"`{name}`: cannot write in {path!r} ({existing!r} is a file)")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise OSError(f"`{name}`: cannot write in {path!r} ({existing!r}: {reason})") from error

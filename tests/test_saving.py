@@ -23,11 +23,9 @@ import time
 
 import numpy as np
 import pytest
+import saving_roundtrip as roundtrip
 
-HELPER = pathlib.Path(__file__).with_name("saving_roundtrip.py")
-_spec = importlib.util.spec_from_file_location("saving_roundtrip", HELPER)
-roundtrip = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(roundtrip)
+HELPER = pathlib.Path(roundtrip.__file__)
 CASES = list(roundtrip.CASES)
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -165,9 +163,7 @@ def pair_id(pair):
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("saved_on, loaded_on", PAIRS, ids=[pair_id(p) for p in PAIRS])
 def test_saved_model_loads_in_a_fresh_process(runs, saved_on, loaded_on, case):
-    (saved, saved_meta), (loaded, loaded_meta) = saved_and_loaded(
-        runs, saved_on, loaded_on, case
-    )
+    (saved, saved_meta), (loaded, loaded_meta) = saved_and_loaded(runs, saved_on, loaded_on, case)
     # Same backend: the same kernels (measured: identical). Across backends:
     # the backends' kernels, relative to the outputs' scale.
     tolerance = 1e-6 if saved_on == loaded_on else 1e-5
@@ -176,9 +172,9 @@ def test_saved_model_loads_in_a_fresh_process(runs, saved_on, loaded_on, case):
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
     scale = max(1.0, float(np.max(np.abs(expected))))
     difference = float(np.max(np.abs(actual.astype("float64") - expected)))
-    assert difference <= tolerance * scale, (
-        f"outputs differ by up to {difference:.3g} (outputs up to {scale:.3g})"
-    )
+    assert (
+        difference <= tolerance * scale
+    ), f"outputs differ by up to {difference:.3g} (outputs up to {scale:.3g})"
     if "model_outputs" in loaded:  # CharacterIds: the model itself on TF
         np.testing.assert_array_equal(loaded["model_outputs"], expected)
 

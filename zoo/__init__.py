@@ -35,3 +35,26 @@ from keras_deepblocks.zoo.resnet_cifar import resnet110
 from keras_deepblocks.zoo.resnet_cifar import resnet1202
 from keras_deepblocks.zoo.resnet_cifar import resnet_cifar
 from keras_deepblocks.zoo.resnet_cifar_presets import RESNET_CIFAR_PRESETS
+
+__all__ = [
+    "build_model",
+    "char_aware_language_model",
+    "CHAR_CNN_CONFIGS",
+    "char_cnn_highway_encoder",
+    "cifar_preprocess",
+    "get_builder",
+    "highway_conv_net",
+    "highway_mlp",
+    "load_bilm_weights",
+    "model_names",
+    "plain_conv_net",
+    "plain_mlp",
+    "resnet110",
+    "resnet1202",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet_cifar",
+    "RESNET_CIFAR_PRESETS",
+]

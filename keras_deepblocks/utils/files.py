@@ -1,4 +1,4 @@
-"""Writing files so that an interrupted write leaves nothing behind."""
+"""Writing files: checked before the work starts, written so that an interruption leaves nothing."""
 
 import contextlib
 import os
@@ -43,3 +43,38 @@ def atomic_path(target, suffix=None):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temporary)
+
+
+def check_output_file(path, name="output", suffixes=None):
+    """Makes sure the file `path` can be written before any work starts, creating nothing.
+
+    Raises:
+        ValueError: `path` does not end in one of `suffixes` or is a folder.
+        OSError: its folder cannot be created or written in.
+    """
+    path = os.fspath(path)
+    if suffixes and not path.endswith(tuple(suffixes)):
+        raise ValueError(f"`{name}` must end in {' or '.join(suffixes)}, received: {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"`{name}` must be a file, not the folder {path!r}")
+    check_output_directory(os.path.dirname(os.path.abspath(path)), name)
+
+
+def check_output_directory(path, name="log_dir"):
+    """Checks that the folder `path` exists or can be made, and can be written in.
+
+    Nothing is created: a run that fails later for another reason (say, no
+    data) leaves no empty folders behind.
+    """
+    path = os.fspath(path)
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise NotADirectoryError(f"`{name}`: cannot write in {path!r} ({existing!r} is a file)")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OSError(f"`{name}`: cannot write in {path!r} ({existing!r}: {reason})") from error

@@ -41,7 +41,7 @@ def test_units_per_stage_and_back(depth, units):
 
 @pytest.mark.parametrize("depth", [21, 2, 0, -4, 20.0, "20", True, None])
 def test_depths_that_are_not_6n_plus_2_name_the_argument(depth):
-    with pytest.raises(ValueError, match=rf"`--depth` must be a CIFAR ResNet depth 6n \+ 2"):
+    with pytest.raises(ValueError, match=r"`--depth` must be a CIFAR ResNet depth 6n \+ 2"):
         registry.resnet_units_per_stage(depth, "--depth")
     for units in (0, 1.0, True):
         with pytest.raises(ValueError, match="`units_per_stage`"):

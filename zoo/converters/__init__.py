@@ -3,3 +3,9 @@
 from keras_deepblocks.zoo.converters.torch_checkpoint import CheckpointFormatError
 from keras_deepblocks.zoo.converters.torch_checkpoint import UnsafeCheckpointError
 from keras_deepblocks.zoo.converters.torch_checkpoint import load_torch_checkpoint
+
+__all__ = [
+    "CheckpointFormatError",
+    "load_torch_checkpoint",
+    "UnsafeCheckpointError",
+]
