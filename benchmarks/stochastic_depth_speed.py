@@ -9,14 +9,15 @@ shortcuts, global pooling, dense; depth 6n+2) in these variants, and times `trai
 - `plain`: no stochastic depth;
 - `stochastic_depth`: p_L = 0.5 linear decay, `skip_strategy="auto"`;
 - `skip` (with `--with-skip`): `skip_strategy="skip"`, which differs from
-  "auto" only where XLA compiles the step (JAX; TensorFlow with
-  `--jit-compile true`): an XLA conditional per block, measured 11x (JAX)
-  and 13x (TF) slower on CPU, 1.5-1.7x on an H100 -- why "auto" does not
-  use it there;
+  "auto" only under JAX's jit and in TensorFlow graphs where TensorFlow sees
+  a GPU; with `--jit-compile true` on a CPU-only machine TensorFlow's "auto"
+  uses the conditional, so pass `skip_strategy="multiply"` there. Compiled by
+  XLA, "skip" is a conditional per block, measured 11x (JAX) and 13x (TF)
+  slower on CPU, 1.5-1.7x on an H100 -- why "auto" does not use it there;
 - `compute_multiply`: the alternatives' approach (TF-Addons, KerasCV): the
   branch is always computed and multiplied by the draw
-  (`skip_strategy="multiply"`). Under XLA this is what "auto" does, so
-  there the two rows differ only by noise.
+  (`skip_strategy="multiply"`). Where "auto" picks it (JAX's jit; TensorFlow
+  graphs on a GPU), the two rows differ only by noise.
 Ratios are against `plain`. Target on CPU with TensorFlow: <= 0.80.
 """
 

@@ -31,3 +31,5 @@ def test_layer_contract():
 def test_too_few_characters_for_the_widest_filter_is_a_clear_error():
     with pytest.raises(ValueError, match=r"must have at least 3 characters per token.*\(2, 4, 2\)"):
         CharCNN([[1, 3], [3, 4]]).build((2, 4, 2))
+    with pytest.raises(ValueError, match="at least 3 characters"):  # the first call builds it
+        CharCNN([[3, 2]])(np.ones((1, 2, 2), "int32"))

@@ -45,3 +45,5 @@ def test_from_logits_and_config_round_trip(rng):
     assert type(clone) is Perplexity
     assert clone.get_config() == metric.get_config()
     assert clone.name == "ppl" and clone.from_logits
+    default = Perplexity.from_config(Perplexity().get_config())
+    assert default.name == "perplexity" and not default.from_logits

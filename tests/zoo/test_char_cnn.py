@@ -1,18 +1,20 @@
+"""Character-CNN encoders: named configs, bilm-tf weights (files, URLs, damage) and masking.
+
+`CharCNN` and `CharacterIds` as layers are tested in tests/layers.
+"""
+
 import hashlib
 import json
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import ops
 
 from keras_deepblocks.zoo.char_cnn import char_cnn_highway_encoder
 from keras_deepblocks.zoo.char_cnn import resolve_config
 from keras_deepblocks.zoo.char_cnn_presets import CHAR_CNN_CONFIGS
 from keras_deepblocks.zoo.converters.bilm import load_bilm_weights
-from keras_deepblocks.layers.char_cnn import CharCNN
-from keras_deepblocks.layers.character_ids import CharacterIds
 from keras_deepblocks.layers.character_ids import char_ids
 
 # The fixture's char_cnn options (its projection comes from options["lstm"]).
@@ -29,18 +31,6 @@ FIXTURE_CONFIG = {
 
 
 # --- independent references -------------------------------------------------
-
-
-def reference_elmo_ids(word, max_chars=50):
-    """bilm-tf/AllenNLP's character ids, written from the fixture README."""
-    if word == "<S>":
-        codes = [258, 256, 259]
-    elif word == "</S>":
-        codes = [258, 257, 259]
-    else:
-        codes = [258, *word.encode("utf-8")[: max_chars - 2], 259]
-    codes += [260] * (max_chars - len(codes))
-    return [c + 1 for c in codes]
 
 
 def numpy_elmo_encoder(ids, h5):
@@ -71,73 +61,6 @@ def elmo_fixture(shared_fixtures):
     return folder / "options.json", folder / "lm_weights.hdf5", words
 
 
-# --- character ids ----------------------------------------------------------
-
-
-def test_elmo_ids_of_ascii_multibyte_and_long_tokens():
-    words = ["cat", "naïve", "日本", "🙂!", "x" * 60, "a" * 47 + "é", "<S>", "</S>", "<s>"]
-    ids = ops.convert_to_numpy(char_ids(words))
-    assert ids.shape == (len(words), 50) and ids.dtype == np.int32
-    np.testing.assert_array_equal(ids, [reference_elmo_ids(w) for w in words])
-    # Spot checks against hand-written values, independent of the reference.
-    np.testing.assert_array_equal(ids[0, :6], [259, 100, 98, 117, 260, 261])
-    nihon_utf8 = [0xE6, 0x97, 0xA5, 0xE6, 0x9C, 0xAC]  # "日本"
-    np.testing.assert_array_equal(ids[2, 1:7], [b + 1 for b in nihon_utf8])
-    assert ids[4, 48] == ord("x") + 1 and ids[4, 49] == 260  # 48 bytes kept, then end-of-word
-    assert ids[5, 48] == 0xC3 + 1 and ids[5, 49] == 260  # truncation splits "é" as bilm-tf does
-    np.testing.assert_array_equal(ids[6, :4], [259, 257, 260, 261])
-
-
-def test_byte_scheme_and_padding_tokens():
-    ids = ops.convert_to_numpy(
-        char_ids([["ab", "é", ""], ["abcdef", "", ""]], scheme="bytes", max_characters_per_token=4)
-    )
-    np.testing.assert_array_equal(
-        ids,
-        [
-            [[98, 99, 0, 0], [0xC3 + 1, 0xA9 + 1, 0, 0], [0, 0, 0, 0]],
-            [[98, 99, 100, 101], [0, 0, 0, 0], [0, 0, 0, 0]],
-        ],
-    )
-
-
-@pytest.mark.parametrize("ragged", [False, True])
-def test_sentence_boundaries_follow_each_sentence(ragged):
-    if ragged:
-        tokens = tf.ragged.constant([["The", "cat", "sat"], ["Hi"]])
-    else:
-        tokens = tf.constant([["The", "cat", "sat"], ["Hi", "", ""]])
-    ids = ops.convert_to_numpy(CharacterIds(sentence_boundaries=True)(tokens))
-    expected_first = ["<S>", "The", "cat", "sat", "</S>"]
-    np.testing.assert_array_equal(ids[0], [reference_elmo_ids(w) for w in expected_first])
-    expected_second = ["<S>", "Hi", "</S>"]
-    np.testing.assert_array_equal(ids[1, :3], [reference_elmo_ids(w) for w in expected_second])
-    assert not ids[1, 3:].any()  # padding tokens stay all zeros, after "</S>"
-
-
-def test_character_ids_inside_tf_data():
-    layer = CharacterIds(max_characters_per_token=10, sentence_boundaries=True)
-    lines = tf.data.Dataset.from_tensor_slices(["the cat sat", "a dog"])
-    dataset = lines.map(tf.strings.split).ragged_batch(2).map(layer)
-    ids = next(iter(dataset))
-    assert isinstance(ids, tf.Tensor) and ids.shape == (2, 5, 10)
-    np.testing.assert_array_equal(ids.numpy()[1, 2], reference_elmo_ids("dog", 10))
-
-
-def test_character_ids_config_round_trip_and_argument_errors():
-    layer = CharacterIds("bytes", 7, sentence_boundaries=True, name="ids")
-    clone = CharacterIds.from_config(layer.get_config())
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(clone(["ab"])), ops.convert_to_numpy(layer(["ab"]))
-    )
-    with pytest.raises(ValueError, match="scheme"):
-        CharacterIds("unicode")
-    with pytest.raises(ValueError, match="max_characters_per_token"):
-        CharacterIds(max_characters_per_token=2)
-    with pytest.raises(TypeError, match="string"):
-        CharacterIds()([1, 2])
-
-
 # --- encoder with the published-format fixture ------------------------------
 
 
@@ -145,8 +68,7 @@ def test_fixture_encoder_matches_numpy_reference(shared_fixtures):
     h5py = pytest.importorskip("h5py")
     options, weights, words = elmo_fixture(shared_fixtures)
     encoder = char_cnn_highway_encoder(str(options), weights=str(weights))
-    ids = ops.convert_to_numpy(char_ids([words]))
-    np.testing.assert_array_equal(ids[0], [reference_elmo_ids(w) for w in words])
+    ids = ops.convert_to_numpy(char_ids([words]))  # checked in tests/layers/test_character_ids.py
     embedded = ops.convert_to_numpy(encoder(ids))[0]
     with h5py.File(weights, "r") as h5:
         expected = numpy_elmo_encoder(ids[0], h5)
@@ -314,7 +236,7 @@ def test_a_damaged_download_is_removed_from_the_cache(tmp_path, monkeypatch):
         np.testing.assert_array_equal(got, expected)
 
 
-# --- configs, masking, serialization ----------------------------------------
+# --- configs and masking ----------------------------------------
 
 
 def test_named_configs_hold_the_published_sizes():
@@ -342,8 +264,6 @@ def test_bad_configs_and_weights_raise():
         char_cnn_highway_encoder(FIXTURE_CONFIG, weights="elmo")
     with pytest.raises(ValueError, match="weights"):
         char_cnn_highway_encoder(FIXTURE_CONFIG, weights="no/such/file.hdf5")
-    with pytest.raises(ValueError, match="at least 3 characters"):
-        CharCNN([[3, 2]])(np.ones((1, 2, 2), "int32"))
 
 
 def test_padding_tokens_are_masked_for_the_next_layer():
@@ -358,16 +278,3 @@ def test_padding_tokens_are_masked_for_the_next_layer():
     )
     mask = encoder.get_layer("char_cnn").compute_mask(padded)
     np.testing.assert_array_equal(ops.convert_to_numpy(mask), [[True, True, False, False]])
-
-
-def test_char_cnn_layer_in_sequential_round_trip(tmp_path, rng):
-    layer = CharCNN(FIXTURE_CONFIG["filters"], embedding_dim=4, activation="tanh")
-    model = keras.Sequential([keras.Input((3, 50), dtype="int32"), layer])
-    ids = rng.integers(0, 262, size=(2, 3, 50)).astype("int32")
-    path = tmp_path / "char_cnn.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    np.testing.assert_array_equal(
-        ops.convert_to_numpy(restored(ids)), ops.convert_to_numpy(model(ids))
-    )
-    assert restored.layers[0].get_config() == model.layers[0].get_config()
