@@ -1,1 +1,1 @@
-"""Helpers shared by the package and the zoo: argument checks."""
+"""Helpers shared by the package and the zoo: argument checks, files, downloads, gradients."""
