@@ -15,9 +15,6 @@ The search lives in --directory/--project-name, with its settings
 """
 
 import argparse
-import contextlib
-import io
-import warnings
 
 from deepblocks import finite_float
 from deepblocks import number
@@ -44,6 +41,12 @@ class _Range(argparse.Action):
                 f"argument {option_string}: MIN must not exceed MAX, received: {low:g} {high:g}"
             )
         setattr(namespace, self.dest, (low, high))
+
+
+def _nonempty(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def add_arguments(parser):
@@ -80,7 +83,10 @@ def add_arguments(parser):
         "--directory", default="tuning", help="where KerasTuner keeps its trials (default: tuning)"
     )
     common.add_argument(
-        "--project-name", default=None, help="search name (default: the hypermodel's)"
+        "--project-name",
+        type=_nonempty,
+        default=None,
+        help="search name (default: the hypermodel's)",
     )
     common.add_argument(
         "--overwrite",
@@ -176,28 +182,21 @@ def add_arguments(parser):
 
 
 def run(args):
+    import functools
+
     import keras
 
     from keras_deepblocks import datasets
     from keras_deepblocks import tuning
-    from keras_deepblocks.tuning import record
     from keras_deepblocks.zoo import registry
 
-    # Everything that can be refused is, before a search folder is touched.
-    if args.project_name is not None and not args.project_name.strip():
-        raise ValueError("`--project-name` must not be empty.")
+    # Argument checks that need Keras, before the data loads.
     _check_activations(args)
     if args.hypermodel == "resnet":
         for depth in args.depth:
             registry.resnet_units_per_stage(depth, "--depth")
-    settings = _settings(args)
-    path = _project_dir(args)
-    state = record.check(path, settings, overwrite=args.overwrite)
+    # Before the data: its random crops and flips take their seeds from it.
     keras.utils.set_random_seed(args.seed)
-    # Hyperband continues a trial from its saved model into a fresh one whose
-    # optimizer is not built yet: the weights load, the optimizer state
-    # restarts (as in any KerasTuner Hyperband search), and Keras warns each time.
-    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
     data = datasets.load(
         args.dataset,
         batch_size=args.batch_size,
@@ -207,56 +206,25 @@ def run(args):
         data_dir=args.data_dir,
         seed=args.seed,
     )
-    hypermodel = _hypermodel(args, data)
-    say = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
-    # KerasTuner prints "Reloading Tuner from ..." itself: the line below says more.
-    with contextlib.redirect_stdout(io.StringIO()):
-        tuner = tuning.make_tuner(
-            args.tuner,
-            hypermodel,
-            max_trials=args.max_trials,
-            max_epochs=args.epochs,
-            objective=OBJECTIVE,
-            directory=args.directory,
-            project_name=_project_name(args),
-            overwrite=args.overwrite,
-            seed=args.seed,
-            progress=say,
-        )
-    record.write(path, settings)
-    planned = tuning.planned_trials(tuner)
-    if state == "resume":
-        say(
-            f"resuming the search in {path} (same settings, {len(tuner.oracle.end_order)} of "
-            f"{planned} trials done); --overwrite starts a new one"
-        )
-    else:
-        epochs = f"{'at most ' if args.tuner == 'hyperband' else ''}{_plural(args.epochs, 'epoch')}"
-        say(
-            f"new {args.tuner} search of {args.hypermodel} in {path}: "
-            f"{_plural(planned, 'trial')} of {epochs}, one line per finished trial"
-        )
-    train = data.train.repeat() if args.steps_per_epoch else data.train
-    try:
-        tuner.search(
-            train,
-            epochs=args.epochs,
-            steps_per_epoch=args.steps_per_epoch,
-            validation_data=data.validation,
-            shuffle=False,  # the pipeline shuffles
-            verbose=args.verbose,
-        )
-    except RuntimeError as error:
-        # KerasTuner stops after consecutive failed trials, with a traceback
-        # in the message: keep its first line and the error's last.
-        lines = str(error).strip().splitlines()
-        if not lines or not lines[0].startswith("Number of consecutive failures"):
-            raise
-        raise SystemExit(f"deepblocks tune: {lines[0]} The last error: {lines[-1]}") from None
-    try:
-        trials = tuning.best_trials(tuner, args.top)
-    except RuntimeError as error:
-        raise SystemExit(f"deepblocks tune: {error}")
+    trials = tuning.run_search(
+        _hypermodel(args, data),
+        data.train.repeat() if args.steps_per_epoch else data.train,
+        validation_data=data.validation,
+        tuner=args.tuner,
+        max_trials=args.max_trials,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        objective=OBJECTIVE,
+        directory=args.directory,
+        project_name=args.project_name or PROJECT_NAMES[args.hypermodel],
+        overwrite=args.overwrite,
+        seed=args.seed,
+        settings=_settings(args),
+        top=args.top,
+        progress=None if args.quiet else functools.partial(print, flush=True),
+        verbose=args.verbose,
+        overwrite_option="--overwrite",
+    )
     print(
         f"\nbest {len(trials)} trials of {args.hypermodel} ({args.tuner} search, {args.dataset}):"
     )
@@ -268,16 +236,6 @@ def _image_size(args):
     from keras_deepblocks.training import default_image_size
 
     return args.image_size or default_image_size(args.dataset, args.hypermodel == "highway")
-
-
-def _project_name(args):
-    return args.project_name or PROJECT_NAMES[args.hypermodel]
-
-
-def _project_dir(args):
-    from keras_deepblocks.tuning import record
-
-    return record.project_dir(args.directory, _project_name(args))
 
 
 def _check_activations(args):
@@ -314,10 +272,6 @@ def _settings(args):
     for name in SPACE_OPTIONS[args.hypermodel]:
         settings["--" + name.replace("_", "-")] = getattr(args, name)
     return settings
-
-
-def _plural(count, noun):
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _range_or_value(values):

@@ -2,9 +2,9 @@
 
 KerasTuner reloads whatever search it finds under `directory/project_name`
 (its `overwrite=False`), with that search's space and trials, whatever the new
-tuner was asked for. `deepblocks tune` writes its settings (tuner, search
-space, dataset, objective, seed, ...) to `SETTINGS_FILE` in the project folder
-and compares them on the next start: the same settings resume the search,
+tuner was asked for. `run_search` (and so `deepblocks tune`) writes the
+settings (tuner, search space, data, objective, seed, ...) to `SETTINGS_FILE`
+in the project folder and compares them on the next start: the same settings resume the search,
 other settings are refused unless the caller overwrites it.
 
 The check runs before any model or data is loaded, and without keras-tuner.
@@ -55,7 +55,7 @@ def check(path, settings, overwrite=False, option="--overwrite"):
     if recorded is None:
         raise ValueError(
             f"{path} holds a KerasTuner search whose settings were not recorded by "
-            f"`deepblocks tune` (no readable {SETTINGS_FILE}), so it cannot be resumed safely; "
+            f"keras-deepblocks (no readable {SETTINGS_FILE}), so it cannot be resumed safely; "
             f"pass {option} to replace it, or choose another directory or project name."
         )
     differences = [

@@ -55,3 +55,10 @@ def test_one_line_per_trial_with_the_best_so_far(tmp_path):
     ]
     assert lines == [line.format(value) for line, value in zip(expected, values)]
     assert not any(re.search(r"tuner/", line) for line in lines)
+
+
+def test_a_first_failed_trial_has_no_best_yet(tmp_path):
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_accuracy", max_trials=2, seed=0)
+    _, lines = run_oracle(oracle, tmp_path, iter([None, 0.5]))
+    assert lines[0].endswith("-> failed (ValueError: out of memory) (best so far: none)")
+    assert lines[1].endswith("-> val_accuracy 0.5 (best so far: 0.5, trial 2)")
