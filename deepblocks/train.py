@@ -6,7 +6,7 @@ Defaults follow He et al. (2015) on CIFAR: SGD with momentum 0.9, weight decay
 normalization (inside the saved model, which therefore takes raw pixels).
 The default data is scikit-learn's digits (offline; resized to 32x32 for
 convolutional models); --dataset picks a tensorflow-datasets one. The digits
-have only 1437 training images: there the defaults are batch 16 and rate 0.05,
+have only 1438 training images: there the defaults are batch 16 and rate 0.05,
 so that one epoch already learns. Runs of at most 1600 steps spend their
 first fifth at a tenth of the rate. After training, the BatchNormalization
 statistics of the saved model are averaged over the training data with the

@@ -35,7 +35,7 @@ PAPER_LEARNING_RATE = 0.1
 PAPER_WARMUP_STEPS = 400
 # The paper warms its ResNets of this depth and deeper up (110 and 1202 layers).
 PAPER_WARMUP_DEPTH = 110
-# The recipe is for CIFAR's 50,000 images. The offline digits have 1437, which
+# The recipe is for CIFAR's 50,000 images. The offline digits have 1438, which
 # batch 128 cuts into 12 steps an epoch, too few to leave the first chaotic
 # steps at rate 0.1 behind: on digits, batch 16 and rate 0.05 by default.
 DIGITS_BATCH_SIZE = 16
@@ -372,7 +372,7 @@ def train(
     if verbose:
         print(
             f"{model.name}: {model.count_params():,} parameters, {dataset} "
-            f"{data.input_shape}, {epochs} epochs of {steps} steps"
+            f"{data.input_shape}, {epochs} epoch{'' if epochs == 1 else 's'} of {steps} steps"
             + (f", {replicas} replicas" if replicas > 1 else "")
         )
     history = model.fit(

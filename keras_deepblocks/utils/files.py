@@ -37,6 +37,10 @@ def atomic_path(target, suffix=None):
         dir=directory, prefix=f".{os.path.basename(target)}.", suffix=f".partial{suffix}"
     )
     os.close(handle)
+    # mkstemp makes the file 0600; give it the mode any new file gets under the umask.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
     try:
         yield temporary
         os.replace(temporary, target)
