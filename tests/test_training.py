@@ -75,7 +75,7 @@ def test_train_on_digits_uses_their_batch_size_and_rate_and_writes_the_run(tmp_p
     )
     # 1438 training digits in batches of 16: 90 steps, the first fifth at a tenth of the rate.
     assert int(result.model.optimizer.iterations) == 90
-    assert "1 epochs of 90 steps" in capsys.readouterr().out
+    assert "1 epoch of 90 steps" in capsys.readouterr().out
     config = result.model.optimizer.get_config()["learning_rate"]
     schedule = keras.optimizers.schedules.deserialize(config)
     rates = [float(schedule(step)) for step in (0, 17, 18, 44, 45, 68)]
