@@ -93,7 +93,7 @@ def get_builder(name):
     if name in HIGHWAY_MODELS:
         return _import(HIGHWAY_MODELS[name])
     raise ValueError(
-        f"unknown model {name!r}; choose from {', '.join(model_names())} " "(or any resnet{6n+2})"
+        f"unknown model {name!r}; choose from {', '.join(model_names())} (or any resnet{{6n+2}})"
     )
 
 
