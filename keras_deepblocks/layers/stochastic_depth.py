@@ -48,6 +48,83 @@ def linear_decay(block_index, num_blocks, final_survival_probability=0.5):
     return 1.0 - block_index / num_blocks * (1.0 - final)
 
 
+def fixed_count_keep_mask(survival_probabilities, seed=None):
+    """Which blocks of a stack to keep: exact marginals, a depth that barely varies.
+
+    Randomized systematic sampling (Madow 1949): the blocks are put in a
+    random order, each covers an interval of length `p_l` on a line, and one
+    uniform start `u` in `[0, 1)` keeps the blocks whose interval holds a
+    point `u + j`. Each block is then kept with probability exactly `p_l`,
+    as with the paper's independent draws, but the number kept is always
+    `floor(S)` or `ceil(S)`, `S = sum(p_l)`: a compiled step can run the kept
+    blocks in `ceil(S)` fixed slots (see `kept_block_slots`). Only the
+    variance of the depth is gone; pairs of blocks are no longer independent.
+
+    Written with `keras.ops` and no data-dependent control flow, so it runs
+    the same eagerly and under `jit`/`tf.function` on every backend.
+
+    Args:
+        survival_probabilities: The `p_l`, each in `(0, 1]`: a Python
+            sequence (checked) or a 1D tensor.
+        seed: Integer seed, `keras.random.SeedGenerator` (a new draw per
+            call) or `None`.
+
+    Returns:
+        A boolean tensor of shape `(n,)`, `True` for the blocks kept.
+
+    Example:
+
+    >>> mask = fixed_count_keep_mask([0.9, 0.8, 0.7, 0.6, 0.5], seed=1)
+    >>> int(ops.sum(ops.cast(mask, "int32"))) in (3, 4)  # S = 3.5
+    True
+    """
+    if isinstance(survival_probabilities, (list, tuple)):
+        for index, probability in enumerate(survival_probabilities):
+            validation.survival_probability(probability, f"survival_probabilities[{index}]")
+    probabilities = ops.convert_to_tensor(survival_probabilities, dtype="float32")
+    count = ops.shape(probabilities)[0]
+    if isinstance(seed, keras.random.SeedGenerator):
+        seeds = (seed, seed)
+    else:
+        seeds = (seed, None if seed is None else seed + 1)
+    order = ops.argsort(keras.random.uniform((count,), seed=seeds[0]))
+    start = keras.random.uniform((), seed=seeds[1], dtype="float32")
+    ends = ops.cumsum(ops.take(probabilities, order))
+    # Points u + j below each interval's end; a block holds one if the count rises.
+    below = ops.floor(ends - start) + 1.0
+    kept_in_order = (below - ops.concatenate([ops.zeros((1,)), below[:-1]])) > 0.5
+    # Back from the random order to the blocks' own.
+    return ops.take(kept_in_order, ops.argsort(order))
+
+
+def kept_block_slots(keep_mask, num_slots):
+    """The kept blocks, in their order, in `num_slots` fixed slots.
+
+    Args:
+        keep_mask: Boolean tensor `(n,)`, e.g. from `fixed_count_keep_mask`.
+        num_slots: Python int, at least the number of blocks kept
+            (`ceil(sum(p_l))` for `fixed_count_keep_mask`).
+
+    Returns:
+        `(blocks, used)`: int32 `(num_slots,)` block indices in increasing
+        order, then (in unused slots) indices of dropped blocks; and a boolean
+        `(num_slots,)` telling which slots hold a kept block.
+
+    Example:
+
+    >>> blocks, used = kept_block_slots(np.array([True, False, True, True]), 3)
+    >>> ops.convert_to_numpy(blocks).tolist(), ops.convert_to_numpy(used).tolist()
+    ([0, 2, 3], [True, True, True])
+    """
+    keep_mask = ops.convert_to_tensor(keep_mask, dtype="bool")
+    count = ops.shape(keep_mask)[0]
+    positions = ops.arange(count, dtype="int32")
+    # Kept blocks sort first, each group in the blocks' own order.
+    order = ops.argsort(ops.where(keep_mask, positions, positions + count))[:num_slots]
+    used = ops.arange(num_slots, dtype="int32") < ops.sum(ops.cast(keep_mask, "int32"))
+    return ops.cast(order, "int32"), used
+
+
 def stochastic_residual(
     branch,
     branch_input,

@@ -10,6 +10,8 @@ from keras_deepblocks.layers import StochasticDepth
 from keras_deepblocks.layers import linear_decay
 from keras_deepblocks.layers.residual_unit import option_a_shortcut
 from keras_deepblocks.layers.stochastic_depth import SKIP_STRATEGIES
+from keras_deepblocks.layers.stochastic_depth import fixed_count_keep_mask
+from keras_deepblocks.layers.stochastic_depth import kept_block_slots
 from layer_testing import run_layer_test
 
 BACKEND = keras.backend.backend()
@@ -502,3 +504,79 @@ def test_dropped_block_under_mixed_float16_is_its_input_whatever_the_weights(rng
     block = StochasticDepth(branch, 1e-6, skip_strategy="skip", seed=1, dtype="mixed_float16")
     x = rng.normal(size=(3, 4)).astype("float32")
     np.testing.assert_array_equal(to_numpy(block(x, training=True)), x.astype("float16"))
+
+
+# Fixed-count sampling: the draw of a stacked stage (issue 12).
+SURVIVAL = [linear_decay(l, 18, 0.5) for l in range(1, 19)]  # S = 13.25
+
+
+def _keep_masks(probabilities, draws, seed=11):
+    generator = keras.random.SeedGenerator(seed)
+    return np.stack(
+        [
+            keras.ops.convert_to_numpy(fixed_count_keep_mask(probabilities, generator))
+            for _ in range(draws)
+        ]
+    )
+
+
+def test_each_block_is_kept_with_its_survival_probability():
+    masks = _keep_masks(SURVIVAL, 2000)
+    p = np.array(SURVIVAL)
+    sigma = np.sqrt(p * (1 - p) / len(masks))
+    assert np.all(np.abs(masks.mean(axis=0) - p) <= 4 * sigma + 1e-9), masks.mean(axis=0) - p
+    # Not independent draws: the depth varies by at most one block.
+    assert set(masks.sum(axis=1)) == {13, 14}
+    # And the draws do vary: no block pattern is the same every time.
+    assert len({row.tobytes() for row in masks}) > 100
+
+
+@pytest.mark.parametrize(
+    "probabilities, counts",
+    [
+        ([1.0] * 5, {5}),
+        ([0.5, 0.5], {1}),  # an integer S is kept exactly
+        ([0.25] * 4 + [1.0], {2}),
+        ([0.3, 0.9, 0.6, 1.0, 0.45], {3, 4}),
+        ([1e-3] * 3, {0, 1}),
+    ],
+)
+def test_the_number_kept_is_the_floor_or_ceiling_of_the_sum(probabilities, counts):
+    masks = _keep_masks(probabilities, 200, seed=5)
+    assert set(masks.sum(axis=1)) <= counts
+    assert np.all(masks[:, np.array(probabilities) == 1.0])  # p = 1 is always kept
+
+
+def test_an_integer_seed_repeats_its_draw_and_bad_probabilities_are_refused():
+    first = keras.ops.convert_to_numpy(fixed_count_keep_mask(SURVIVAL, seed=3))
+    again = keras.ops.convert_to_numpy(fixed_count_keep_mask(SURVIVAL, seed=3))
+    np.testing.assert_array_equal(first, again)
+    with pytest.raises(ValueError, match=r"`survival_probabilities\[1\]` must be"):
+        fixed_count_keep_mask([0.5, 0.0], seed=1)
+
+
+def test_kept_blocks_fill_the_slots_in_their_order():
+    masks = _keep_masks(SURVIVAL, 50, seed=2)
+    for mask in masks:
+        blocks, used = kept_block_slots(mask, 14)
+        blocks, used = keras.ops.convert_to_numpy(blocks), keras.ops.convert_to_numpy(used)
+        kept = np.flatnonzero(mask)
+        assert blocks[: len(kept)].tolist() == kept.tolist()
+        assert used.tolist() == [True] * len(kept) + [False] * (14 - len(kept))
+        assert not mask[blocks[len(kept) :]].any()  # spare slots name dropped blocks
+
+
+def test_fixed_count_sampling_traces_into_a_compiled_function():
+    backend = keras.backend.backend()
+    if backend == "torch":
+        pytest.skip("torch.compile of a tiny function costs more than the test is worth")
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        compiled = tf.function(lambda: fixed_count_keep_mask(SURVIVAL, seed=4), jit_compile=True)
+    else:
+        import jax
+
+        compiled = jax.jit(lambda: fixed_count_keep_mask(SURVIVAL, seed=4))
+    mask = keras.ops.convert_to_numpy(compiled())
+    assert mask.shape == (18,) and mask.sum() in (13, 14)

@@ -41,9 +41,7 @@ def test_checkpointing_gives_identical_gradients_and_statistics(kwargs):
 
 def saved_activation_bytes(gradient_checkpointing):
     """Bytes the forward pass of a training step keeps for the backward pass."""
-    model = resnet_cifar(
-        14, input_shape=(16, 16, 3), gradient_checkpointing=gradient_checkpointing
-    )
+    model = resnet_cifar(14, input_shape=(16, 16, 3), gradient_checkpointing=gradient_checkpointing)
     images = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
     backend = keras.backend.backend()
     if backend == "jax":
@@ -59,9 +57,7 @@ def saved_activation_bytes(gradient_checkpointing):
         # The residuals closed over by the VJP are what the forward pass
         # saves; eval_shape gives their shapes without running the network.
         backward = jax.eval_shape(lambda params: jax.vjp(loss, params)[1], trainable)
-        return sum(
-            leaf.size * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(backward)
-        )
+        return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(backward))
     if backend == "torch":
         import torch
 
