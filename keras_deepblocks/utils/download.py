@@ -18,12 +18,11 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 import socket
 import tempfile
-import time
 import urllib.parse
 
+from keras_deepblocks.utils import files
 from keras_deepblocks.utils.files import atomic_path
 
 # A socket that receives nothing for this long fails the download instead of
@@ -31,8 +30,6 @@ from keras_deepblocks.utils.files import atomic_path
 TIMEOUT_SECONDS = 60
 # A leftover partial download older than this belongs to a killed process.
 STALE_SECONDS = 3600
-# What `atomic_path` puts in the name of a file it has not finished.
-_PARTIAL = ".partial"
 
 
 class DownloadError(OSError):
@@ -128,7 +125,7 @@ def get_file(
         removed = f" (the cached copy {target} did not match its SHA-256 and was removed)"
     try:
         os.makedirs(directory, exist_ok=True)
-        _remove_stale_partials(directory, fname)
+        files.remove_stale_partials(target, STALE_SECONDS)
         with atomic_path(target) as partial:
             _fetch(url, partial, description, target, local_hint, removed)
             if not file_matches(partial, sha256):
@@ -195,24 +192,6 @@ def _socket_timeout(seconds):
         yield
     finally:
         socket.setdefaulttimeout(previous)
-
-
-def _remove_stale_partials(directory, fname):
-    """Removes partial downloads of `fname` that a killed process left behind.
-
-    `atomic_path` names them `.FNAME.XXXXXXXX.partial...`; earlier versions
-    of this module left folders of the same name.
-    """
-    now = time.time()
-    for name in os.listdir(directory):
-        if name.startswith(f".{fname}.") and _PARTIAL in name:
-            path = os.path.join(directory, name)
-            with contextlib.suppress(OSError):
-                if now - os.path.getmtime(path) > STALE_SECONDS:
-                    if os.path.isdir(path):
-                        shutil.rmtree(path)
-                    else:
-                        os.remove(path)
 
 
 def _remove(path):

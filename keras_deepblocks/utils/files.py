@@ -2,7 +2,13 @@
 
 import contextlib
 import os
+import shutil
 import tempfile
+import time
+import uuid
+
+# Temporary files of `atomic_path` are `.NAME.<random>.partial<suffix>` beside NAME.
+PARTIAL = ".partial"
 
 
 @contextlib.contextmanager
@@ -33,20 +39,51 @@ def atomic_path(target, suffix=None):
     if suffix is None:
         name = os.path.basename(target)
         suffix = name[name.index(".") :] if "." in name.lstrip(".") else ""
-    handle, temporary = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(target)}.", suffix=f".partial{suffix}"
-    )
-    os.close(handle)
-    # mkstemp makes the file 0600; give it the mode any new file gets under the umask.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)
+    temporary = _create_partial(directory, os.path.basename(target), suffix)
     try:
         yield temporary
         os.replace(temporary, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temporary)
+
+
+def remove_stale_partials(target, older_than_seconds):
+    """Removes what `atomic_path(target)` left behind in a process that was killed.
+
+    Only temporary files (and folders, which earlier versions of the
+    download helper made under the same names) older than
+    `older_than_seconds` go: a younger one may belong to a running writer.
+    """
+    directory, name = os.path.split(os.path.abspath(os.fspath(target)))
+    if not os.path.isdir(directory):
+        return
+    now = time.time()
+    for entry in os.listdir(directory):
+        if entry.startswith(f".{name}.") and PARTIAL in entry:
+            path = os.path.join(directory, entry)
+            with contextlib.suppress(OSError):
+                if now - os.path.getmtime(path) > older_than_seconds:
+                    if os.path.isdir(path):
+                        shutil.rmtree(path)
+                    else:
+                        os.remove(path)
+
+
+def _create_partial(directory, name, suffix):
+    """Creates a new empty temporary file for `name` in `directory`; returns its path.
+
+    Opened with mode 0666 so that the kernel applies the umask, as for any
+    file a program writes (`tempfile.mkstemp` makes 0600 files, which hid
+    saved models from other users).
+    """
+    while True:
+        path = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:8]}{PARTIAL}{suffix}")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return path
+        except FileExistsError:
+            continue
 
 
 def check_output_file(path, name="output", suffixes=None):
