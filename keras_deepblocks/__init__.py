@@ -24,6 +24,7 @@ from keras_deepblocks.layers import CharCNN
 from keras_deepblocks.layers import CharacterIds
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import HighwayConv2D
+from keras_deepblocks.layers import ResidualStack
 from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.layers import StochasticDepth
 from keras_deepblocks.layers import linear_decay
@@ -42,6 +43,7 @@ __all__ = [
     "linear_decay",
     "metrics",
     "Perplexity",
+    "ResidualStack",
     "ResidualUnit",
     "StochasticDepth",
 ]
