@@ -11,8 +11,10 @@ the reference's state_dict keys (`conv1`, `bn1`, `layer2_0`, `linear`).
 
 import keras
 
+from keras_deepblocks.layers import ResidualStack
 from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.layers import linear_decay
+from keras_deepblocks.layers.residual_stack import SAMPLINGS
 from keras_deepblocks.utils import validation
 from keras_deepblocks.zoo.registry import resnet_units_per_stage
 
@@ -36,6 +38,8 @@ def resnet_cifar(
     gradient_checkpointing=False,
     kernel_regularizer=None,
     data_format=None,
+    stacked_stages=True,
+    stochastic_depth_sampling="fixed_count",
     name=None,
 ):
     """A CIFAR ResNet of `depth = 6n + 2` layers.
@@ -53,7 +57,8 @@ def resnet_cifar(
         final_survival_probability: `p_L` of stochastic depth with the linear
             decay rule over all `3n` units (unit `l` survives with
             `1 - l / 3n (1 - p_L)`). `None` (default) disables it. The
-            published checkpoints were trained without it.
+            published checkpoints were trained without it. With stacked
+            stages, see `stochastic_depth_sampling`.
         weights: `None` (random initialization), `"cifar10"` (the published
             weights of this depth, see `resnet_cifar_presets`: the PyTorch
             checkpoint is downloaded once and converted once into the Keras
@@ -83,6 +88,17 @@ def resnet_cifar(
             `keras.regularizers.L2(1e-4)` for the paper's weight decay.
         data_format: `"channels_last"` or `"channels_first"`. Defaults to
             `keras.config.image_data_format()`.
+        stacked_stages: Whether each stage's same-shaped units (all of stage
+            1, units 1 to n-1 of stages 2 and 3) are one `ResidualStack`
+            (`layer1`, `layer2`, `layer3`, with weights stacked per unit)
+            rather than separate `ResidualUnit`s (`layer1_0`, ...). The
+            outputs are the same. Stacks build in a fraction of the time (a
+            ResNet-1202 in seconds) and, with stochastic depth, save training
+            time also where XLA compiles the step. Defaults to `True`.
+        stochastic_depth_sampling: How stacked stages draw the units to keep:
+            `"fixed_count"` (default; each unit kept with its probability,
+            the number kept nearly fixed) or `"independent"` (the paper's
+            independent draws). See `ResidualStack`.
         name: Model name. Defaults to `"resnet{depth}"`.
 
     Returns:
@@ -100,6 +116,10 @@ def resnet_cifar(
     preactivation = validation.boolean(preactivation, "preactivation")
     include_preprocessing = validation.boolean(include_preprocessing, "include_preprocessing")
     gradient_checkpointing = validation.boolean(gradient_checkpointing, "gradient_checkpointing")
+    stacked_stages = validation.boolean(stacked_stages, "stacked_stages")
+    stochastic_depth_sampling = validation.one_of(
+        stochastic_depth_sampling, "stochastic_depth_sampling", SAMPLINGS
+    )
     data_format = validation.data_format(data_format)
     validation.keras_object(kernel_regularizer, "kernel_regularizer", "regularizer")
     validation.keras_object(classifier_activation, "classifier_activation", "activation")
@@ -136,20 +156,33 @@ def resnet_cifar(
 
     survival = _survival_probabilities(3 * units_per_stage, final_survival_probability)
     for stage, filters in enumerate(STAGE_FILTERS, start=1):
-        for index in range(units_per_stage):
-            unit_kwargs = dict(
-                filters=filters,
-                strides=2 if (stage > 1 and index == 0) else 1,
-                preactivation=preactivation,
-                shortcut=shortcut,
-                kernel_regularizer=kernel_regularizer,
-                data_format=data_format,
+        first = (stage - 1) * units_per_stage
+        stage_survival = survival[first : first + units_per_stage]
+        unit_kwargs = dict(
+            filters=filters,
+            preactivation=preactivation,
+            shortcut=shortcut,
+            kernel_regularizer=kernel_regularizer,
+            data_format=data_format,
+            gradient_checkpointing=gradient_checkpointing,
+        )
+        # The strided first unit of stages 2 and 3 changes the shape: a unit of its own.
+        separate = units_per_stage if not stacked_stages else int(stage > 1)
+        for index in range(separate):
+            x = _residual_unit(
+                unit_kwargs,
+                2 if (stage > 1 and index == 0) else 1,
+                stage_survival[index],
                 name=f"layer{stage}_{index}",
-            )
-            probability = survival[(stage - 1) * units_per_stage + index]
-            if probability is not None:
-                unit_kwargs["survival_probability"] = probability
-            x = _residual_unit(unit_kwargs, gradient_checkpointing)(x)
+            )(x)
+        if separate < units_per_stage:
+            x = _residual_stack(
+                unit_kwargs,
+                units_per_stage - separate,
+                stage_survival[separate:],
+                stochastic_depth_sampling,
+                name=f"layer{stage}",
+            )(x)
 
     if preactivation:
         x = _batch_norm(channel_axis, "final_bn")(x)
@@ -257,8 +290,28 @@ def _survival_probabilities(num_units, final_survival_probability):
     ]
 
 
-def _residual_unit(unit_kwargs, gradient_checkpointing):
-    return ResidualUnit(**unit_kwargs, gradient_checkpointing=gradient_checkpointing)
+def _residual_unit(unit_kwargs, strides, survival_probability, name):
+    return ResidualUnit(
+        **unit_kwargs, strides=strides, survival_probability=survival_probability, name=name
+    )
+
+
+def _residual_stack(unit_kwargs, num_blocks, survival_probabilities, sampling, name):
+    """`num_blocks` identity-shortcut units of `unit_kwargs` as one `ResidualStack`."""
+    unit_kwargs = dict(unit_kwargs)
+    gradient_checkpointing = unit_kwargs.pop("gradient_checkpointing")
+    template = ResidualUnit(**unit_kwargs).residual_branch(include_preactivation=True)
+    if survival_probabilities[0] is None:
+        survival_probabilities = None
+    return ResidualStack(
+        template,
+        num_blocks,
+        survival_probabilities=survival_probabilities,
+        sampling=sampling,
+        activation=None if unit_kwargs["preactivation"] else "relu",
+        gradient_checkpointing=gradient_checkpointing,
+        name=name,
+    )
 
 
 def _batch_norm(channel_axis, name):

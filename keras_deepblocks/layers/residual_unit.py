@@ -187,7 +187,7 @@ class ResidualUnit(keras.layers.Layer):
                 "channels), received: 'A'."
             )
         self.preact_norm = self._norm("preact_bn") if self.preactivation else None
-        self.branch = keras.Sequential(self._branch_layers(), name="branch")
+        self.branch = self.residual_branch()
         self.projection = None
         if not self.has_identity_shortcut and self.shortcut == "B":
             projection = [self._conv(self.output_channels, 1, self.strides, "proj_conv")]
@@ -283,6 +283,18 @@ class ResidualUnit(keras.layers.Layer):
         if self.projection is not None:
             return self.projection(inputs, training=training)
         return option_a_shortcut(inputs, self.output_channels, self.strides, self.data_format)
+
+    def residual_branch(self, include_preactivation=False):
+        """A new, unbuilt `keras.Sequential` named `"branch"`: the layers of `F`.
+
+        The branch this unit builds, and the template of a `ResidualStack` of
+        such units (with `include_preactivation=True` for pre-activation
+        units with an identity shortcut, whose BN-ReLU belongs to `F`).
+        """
+        layers_ = self._branch_layers()
+        if include_preactivation and self.preactivation:
+            layers_ = [self._norm("preact_bn"), layers.ReLU(name="preact_relu"), *layers_]
+        return keras.Sequential(layers_, name="branch")
 
     def _branch_layers(self):
         """Layers of `F`, after the shared pre-activation if there is one."""

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from keras_deepblocks.layers import Highway
+from keras_deepblocks.layers import ResidualStack
 from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.zoo import registry
 
@@ -50,9 +51,9 @@ def test_depths_that_are_not_6n_plus_2_name_the_argument(depth):
 
 def test_build_model_builds_each_kind_by_name():
     resnet = registry.build_model("resnet14", (16, 16, 3), 7, final_survival_probability=0.5)
-    units = [layer for layer in resnet.layers if isinstance(layer, ResidualUnit)]
-    assert resnet.name == "resnet14" and len(units) == 6 and resnet.output_shape == (None, 7)
-    assert units[-1].survival_probability == pytest.approx(0.5)
+    stages = [layer for layer in resnet.layers if isinstance(layer, (ResidualUnit, ResidualStack))]
+    assert resnet.name == "resnet14" and len(stages) == 5 and resnet.output_shape == (None, 7)
+    assert stages[-1].survival_probabilities[-1] == pytest.approx(0.5)
     mlp = registry.build_model("highway_mlp", (8, 8), 3, depth=4, width=6, transform_bias=-1.5)
     highways = [layer for layer in mlp.layers if isinstance(layer, Highway)]
     assert len(highways) == 4 and mlp.output_shape == (None, 3)

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_deepblocks.layers import ResidualStack
 from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.zoo import cifar_preprocess
 from keras_deepblocks.zoo import resnet20
@@ -13,7 +14,25 @@ from keras_deepblocks.zoo import resnet56
 from keras_deepblocks.zoo import resnet110
 from keras_deepblocks.zoo import resnet1202
 from keras_deepblocks.zoo import resnet_cifar
+from keras_deepblocks.zoo.converters.resnet_cifar import assign_weights
+from keras_deepblocks.zoo.converters.resnet_cifar import unit_weights
 from keras_deepblocks.zoo.resnet_cifar_presets import RESNET_CIFAR_PRESETS
+
+
+def residual_layers(model):
+    """The model's `ResidualUnit`s and `ResidualStack`s, in order."""
+    return [layer for layer in model.layers if isinstance(layer, (ResidualUnit, ResidualStack))]
+
+
+def survival_probabilities(model):
+    """Each residual unit's survival probability (`None` without stochastic depth), in order."""
+    probabilities = []
+    for layer in residual_layers(model):
+        if isinstance(layer, ResidualUnit):
+            probabilities.append(layer.survival_probability)
+        else:
+            probabilities += layer.survival_probabilities or [None] * layer.num_blocks
+    return probabilities
 
 
 def trainable_count(model):
@@ -49,13 +68,12 @@ def test_parameter_counts_match_the_paper(builder, depth, published_millions):
     assert count == RESNET_CIFAR_PRESETS[f"resnet{depth}_cifar10"]["parameters"]
     digits = 1 if published_millions >= 1 else 2
     assert round(count / 1e6, digits) == published_millions
-    units = [layer for layer in model.layers if isinstance(layer, ResidualUnit)]
-    assert len(units) == 3 * (depth - 2) // 6
+    assert len(survival_probabilities(model)) == 3 * (depth - 2) // 6
     assert model.output_shape == (None, 10)
 
 
 def test_layout_follows_the_paper():
-    model = resnet_cifar(14, include_preprocessing=False)
+    model = resnet_cifar(14, include_preprocessing=False, stacked_stages=False)
     shapes = {layer.name: layer.output.shape for layer in model.layers}
     assert shapes["conv1"] == (None, 32, 32, 16)
     assert shapes["layer1_1"] == (None, 32, 32, 16)
@@ -64,6 +82,45 @@ def test_layout_follows_the_paper():
     assert model.get_layer("layer2_0").strides == 2
     assert model.get_layer("layer2_1").strides == 1
     assert model.get_layer("linear").activation is keras.activations.linear
+
+
+def test_stacked_stages_hold_the_same_shaped_units():
+    model = resnet_cifar(20, include_preprocessing=False)
+    layers = [(layer.name, type(layer).__name__) for layer in residual_layers(model)]
+    assert layers == [
+        ("layer1", "ResidualStack"),
+        ("layer2_0", "ResidualUnit"),
+        ("layer2", "ResidualStack"),
+        ("layer3_0", "ResidualUnit"),
+        ("layer3", "ResidualStack"),
+    ]
+    assert [model.get_layer(f"layer{s}").num_blocks for s in (1, 2, 3)] == [3, 2, 2]
+    assert model.get_layer("layer3").output.shape == (None, 8, 8, 64)
+    assert model.get_layer("layer2").get_weights()[0].shape == (2, 3, 3, 32, 32)
+
+
+@pytest.mark.parametrize("preactivation", [False, True])
+def test_stacked_stages_compute_what_separate_units_do(rng, preactivation):
+    kwargs = dict(input_shape=(8, 8, 3), preactivation=preactivation, shortcut="B")
+    stacked = resnet_cifar(14, **kwargs)
+    separate = resnet_cifar(14, stacked_stages=False, **kwargs)
+    weights = unit_weights(separate)
+    # Random statistics too, so that a row assigned to the wrong unit shows.
+    weights = {path: value + rng.uniform(0.5, 1.0, value.shape) for path, value in weights.items()}
+    assign_weights(separate, weights, "random")
+    assign_weights(stacked, weights, "random")
+    images = rng.uniform(0, 255, (3, 8, 8, 3)).astype("float32")
+    for training in (False, True):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(stacked(images, training=training)),
+            keras.ops.convert_to_numpy(separate(images, training=training)),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    # Both updated their BN statistics alike.
+    after = unit_weights(stacked)
+    for path, value in unit_weights(separate).items():
+        np.testing.assert_allclose(after[path], value, rtol=1e-5, atol=1e-6, err_msg=path)
 
 
 @pytest.mark.parametrize("depth", [21, 2, 0, 20.0, "20", True])
@@ -79,6 +136,8 @@ def test_depth_must_be_6n_plus_2(depth):
         ({"shortcut": "C"}, "shortcut"),
         ({"preactivation": 1}, "preactivation"),
         ({"gradient_checkpointing": "yes"}, "gradient_checkpointing"),
+        ({"stacked_stages": "yes"}, "stacked_stages"),
+        ({"stochastic_depth_sampling": "poisson"}, "stochastic_depth_sampling"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs, name):
@@ -118,25 +177,39 @@ def test_keras_file_round_trip(tmp_path, rng, kwargs):
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(restored(images)), keras.ops.convert_to_numpy(model(images))
     )
-    units = [layer for layer in restored.layers if isinstance(layer, ResidualUnit)]
     expected = kwargs.get("gradient_checkpointing", False)
-    assert len(units) == 3 and all(unit.gradient_checkpointing == expected for unit in units)
+    layers = residual_layers(restored)
+    assert len(survival_probabilities(restored)) == 3
+    assert all(layer.gradient_checkpointing == expected for layer in layers)
 
 
 def test_preactivation_layout():
     model = resnet_cifar(8, preactivation=True, include_preprocessing=False)
     names = [layer.name for layer in model.layers]
     assert "bn1" not in names and names.index("final_bn") > names.index("layer3_0")
-    assert all(model.get_layer(f"layer{s}_0").preactivation for s in (1, 2, 3))
+    assert model.get_layer("layer2_0").preactivation and model.get_layer("layer3_0").preactivation
+    # Identity-shortcut units: BN-ReLU first in the branch, nothing after the sum.
+    stack = model.get_layer("layer1")
+    assert [layer.name for layer in stack.block.layers][:2] == ["preact_bn", "preact_relu"]
+    assert stack.activation is keras.activations.linear
 
 
-def test_stochastic_depth_follows_linear_decay():
-    model = resnet_cifar(20, final_survival_probability=0.5, include_preprocessing=False)
-    units = [layer for layer in model.layers if isinstance(layer, ResidualUnit)]
+@pytest.mark.parametrize("stacked_stages", [True, False])
+def test_stochastic_depth_follows_linear_decay(stacked_stages):
+    model = resnet_cifar(
+        20,
+        final_survival_probability=0.5,
+        include_preprocessing=False,
+        stacked_stages=stacked_stages,
+        stochastic_depth_sampling="independent",
+    )
     expected = [1 - l / 9 * 0.5 for l in range(1, 10)]
-    np.testing.assert_allclose([unit.survival_probability for unit in units], expected)
-    plain = resnet_cifar(8).layers
-    assert all(getattr(unit, "survival_probability", None) is None for unit in plain)
+    np.testing.assert_allclose(survival_probabilities(model), expected)
+    stacks = [layer for layer in residual_layers(model) if isinstance(layer, ResidualStack)]
+    assert all(stack.sampling == "independent" for stack in stacks)
+    assert len(stacks) == (3 if stacked_stages else 0)
+    plain = resnet_cifar(8, stacked_stages=stacked_stages)
+    assert survival_probabilities(plain) == [None] * 3
 
 
 @pytest.mark.slow

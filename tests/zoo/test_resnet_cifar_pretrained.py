@@ -13,6 +13,7 @@ from keras_deepblocks.zoo import resnet56
 from keras_deepblocks.zoo import resnet_cifar
 from keras_deepblocks.zoo import resnet_cifar_weights
 from keras_deepblocks.zoo.converters.resnet_cifar import WeightsMismatchError
+from keras_deepblocks.zoo.converters.resnet_cifar import unit_weights
 from keras_deepblocks.zoo.resnet_cifar_presets import RESNET_CIFAR_PRESETS
 
 torch = pytest.importorskip("torch")
@@ -261,7 +262,7 @@ def test_checkpoints_saved_by_modern_pytorch_load(tmp_path, zip_format):
 def test_damaged_weight_files_name_their_path(tmp_path, load_problems):
     model = resnet20()
     model.save_weights(tmp_path / "good.weights.h5")
-    arrays = {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
+    arrays = unit_weights(model)
     resnet_cifar_weights.write_converted(arrays, str(tmp_path / "good.weights.npz"))
     torch.save(fine_tuned_resnet20(0).state_dict(), tmp_path / "good.pth")
 

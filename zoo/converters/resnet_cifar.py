@@ -5,15 +5,18 @@ names its parameters `conv1.weight`, `bn1.running_var`,
 `layer2.0.conv1.weight`, `layer3.8.bn2.bias`, `linear.weight` (with a
 `module.` prefix when saved from `DataParallel`); option-B shortcuts are
 `layerS.I.shortcut.0` (conv) and `.1` (BN). Each maps to one Keras variable
-path of `resnet_cifar` (`conv1/kernel`, `layer2_0/branch/conv1/kernel`, ...),
-with conv kernels moved from `(out, in, h, w)` to `(h, w, in, out)` and dense
-kernels transposed.
+path of `resnet_cifar` (`conv1/kernel`, `layer2_0/branch/conv1/kernel`, ...;
+a stacked stage holds its units' weights as rows, see `unit_variables`),
+with conv kernels moved from `(out, in, h, w)` to `(h, w, in, out)` and
+dense kernels transposed.
 """
 
 import re
 
+import keras
 import numpy as np
 
+from keras_deepblocks.layers import ResidualStack
 from keras_deepblocks.zoo import registry
 
 BATCH_NORM_NAMES = {
@@ -167,7 +170,8 @@ def assign_weights(model, weights, source):
         WeightsMismatchError: naming the first missing, extra or mis-shaped
             parameters (with both the Keras path and the checkpoint key).
     """
-    variables = {v.path: v for v in model.weights if not _is_rng_state(v.path)}
+    targets = unit_variables(model)
+    variables = {path: _Slice(*target) for path, target in targets.items()}
     missing = [path for path in variables if path not in weights]
     unexpected = [path for path in weights if path not in variables]
     problems = []
@@ -190,8 +194,64 @@ def assign_weights(model, weights, source):
         raise WeightsMismatchError(
             f"{source} does not match model {model.name!r}{hint}: " + "; ".join(problems[:4]) + "."
         )
-    for path, variable in variables.items():
-        variable.assign(weights[path].astype(variable.dtype))
+    stacked = {}
+    for path, (variable, index) in targets.items():
+        value = weights[path].astype(variable.dtype)
+        if index is None:
+            variable.assign(value)
+        else:
+            stacked.setdefault(id(variable), (variable, {}))[1][index] = value
+    for variable, values in stacked.values():
+        variable.assign(np.stack([values[i] for i in range(len(values))]))
+
+
+def unit_variables(model):
+    """`{per-unit path: (variable, index)}` for the variables of a `resnet_cifar` model.
+
+    Checkpoints and converted files name each unit's weights
+    (`layer1_3/branch/conv1/kernel`); a stacked stage (`ResidualStack`
+    `layer1`) holds them as rows of one variable (`layer1/conv1_kernel`,
+    row 3), after the stage's separate units (`layer2_0`) if any. `index` is
+    that row, or `None` for a variable of its own.
+    """
+    layer_names = {layer.name for layer in model.layers}
+    targets = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            targets.update(unit_variables(layer))
+        elif isinstance(layer, ResidualStack):
+            first = 0
+            while f"{layer.name}_{first}" in layer_names:
+                first += 1
+            for variable, block_path in zip(layer.weights, layer.block_weight_paths):
+                # A pre-activation unit's BN sits beside its branch, the stack's in it.
+                block_path = block_path.replace("branch/preact_bn/", "preact_bn/")
+                for index in range(layer.num_blocks):
+                    targets[f"{layer.name}_{first + index}/{block_path}"] = (variable, index)
+        else:
+            for variable in layer.weights:
+                if not _is_rng_state(variable.path):
+                    targets[variable.path] = (variable, None)
+    return targets
+
+
+def unit_weights(model):
+    """`{per-unit path: array}`: a `resnet_cifar` model's weights as files hold them.
+
+    The inverse of `assign_weights`, stacked stages or not.
+    """
+    weights = {}
+    for path, (variable, index) in unit_variables(model).items():
+        value = keras.ops.convert_to_numpy(variable.value)
+        weights[path] = value if index is None else value[index]
+    return weights
+
+
+class _Slice:
+    """The shape of one unit's part of a variable (all of it when `index` is None)."""
+
+    def __init__(self, variable, index):
+        self.shape = tuple(variable.shape)[0 if index is None else 1 :]
 
 
 def _depth_hint(weights, variables):

@@ -6,11 +6,12 @@ import pytest
 from keras_deepblocks.zoo import resnet_cifar
 from keras_deepblocks.zoo.converters.resnet_cifar import WeightsMismatchError
 from keras_deepblocks.zoo.converters.resnet_cifar import architecture
+from keras_deepblocks.zoo.converters.resnet_cifar import unit_weights
 from keras_deepblocks.zoo.resnet_cifar_weights import convert_checkpoint
 
 
 def keras_weights(model):
-    return {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
+    return unit_weights(model)
 
 
 @pytest.mark.parametrize(
