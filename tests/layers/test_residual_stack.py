@@ -1,0 +1,237 @@
+"""`ResidualStack`: n residual blocks as one layer over stacked weights (issue 12).
+
+The references are separate `ResidualUnit`s (and NumPy compositions of their
+branches) holding the stack's blocks' weights, copied by path with
+`get_block_weights` / `block_weight_paths`.
+"""
+
+import math
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+from keras import ops
+
+from keras_deepblocks.layers import ResidualStack
+from keras_deepblocks.layers import ResidualUnit
+from keras_deepblocks.layers import linear_decay
+from keras_deepblocks.utils.gradients import gradient_function
+from keras_deepblocks.utils.gradients import gradients
+from layer_testing import SubclassedModel
+from layer_testing import run_layer_test
+
+BACKEND = keras.backend.backend()
+FILTERS = 4
+SHAPE = (2, 5, 5, FILTERS)
+
+
+def to_numpy(x):
+    return ops.convert_to_numpy(x)
+
+
+def conv_branch(filters=FILTERS, kernel_initializer="he_normal"):
+    """`ResidualUnit(filters)`'s post-activation branch: conv-BN-ReLU-conv-BN."""
+
+    def conv(name):
+        return layers.Conv2D(
+            filters,
+            3,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=kernel_initializer,
+            name=name,
+        )
+
+    return keras.Sequential(
+        [
+            conv("conv1"),
+            layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn1"),
+            layers.ReLU(name="relu1"),
+            conv("conv2"),
+            layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn2"),
+        ],
+        name="branch",
+    )
+
+
+def conv_stack(num_blocks, rng, **kwargs):
+    """A built post-activation stack with random BN weights and statistics (all must be read)."""
+    stack = ResidualStack(conv_branch(), num_blocks, activation="relu", name="layer1", **kwargs)
+    stack.build(SHAPE)
+    for index in range(num_blocks):
+        values = []
+        for path, value in zip(stack.block_weight_paths, stack.get_block_weights(index)):
+            if path.endswith(("gamma", "moving_variance")):
+                value = rng.uniform(0.5, 1.5, value.shape)
+            elif path.endswith(("beta", "moving_mean")):
+                value = rng.normal(0.0, 0.2, value.shape)
+            values.append(value.astype("float32"))
+        stack.set_block_weights(index, values)
+    return stack
+
+
+def units_like(stack, blocks):
+    """A Sequential of `ResidualUnit`s holding the weights of `blocks` of `stack`, in that order."""
+    units = []
+    for index in blocks:
+        unit = ResidualUnit(FILTERS)
+        unit.build(SHAPE)
+        by_path = dict(zip(stack.block_weight_paths, stack.get_block_weights(index)))
+        for variable in unit.weights:  # residual_unit_3/branch/conv1/kernel
+            variable.assign(by_path.pop(variable.path.split("/", 1)[1]))
+        assert not by_path, f"weights the unit lacks: {sorted(by_path)}"
+        units.append(unit)
+    return keras.Sequential([keras.Input(SHAPE[1:]), *units])
+
+
+def block_state(stack):
+    """The stack's BN statistics as arrays `(num_blocks, ...)`."""
+    return [to_numpy(v) for v in stack.non_trainable_weights]
+
+
+def unit_gradients_by_block(units, grads):
+    """`gradients(units, ...)` regrouped as the stack's: one `(n, ...)` array per stacked weight."""
+    by_path = {}
+    for variable, grad in zip(units.trainable_variables, grads):
+        by_path.setdefault(variable.path.split("/", 1)[1], []).append(grad)
+    return by_path
+
+
+def changed_blocks(before, after):
+    """Blocks whose BN statistics changed from `before` to `after`, as a boolean `(n,)`."""
+    changed = [
+        np.any(a.reshape(len(a), -1) != b.reshape(len(b), -1), axis=1)
+        for a, b in zip(after, before)
+    ]
+    return np.any(changed, axis=0)
+
+
+# ------------------------------------------------- without stochastic depth
+
+
+def test_stack_equals_separate_units_exactly(rng):
+    """Outputs, gradients and BN statistics of the stack are bit-identical to n ResidualUnits.
+
+    Measured: identical on TensorFlow, JAX and PyTorch (CPU): the stack runs the
+    same ops on the same values, `x + f(x)` adds in either order exactly.
+    """
+    stack = conv_stack(3, rng)
+    units = units_like(stack, range(3))
+    x = rng.normal(size=SHAPE).astype("float32")
+    for training in (False, True):
+        np.testing.assert_array_equal(
+            to_numpy(stack(x, training=training)), to_numpy(units(x, training=training))
+        )
+    # The training call above updated both networks' statistics.
+    state = dict(zip(stack.block_weight_paths[-4:], block_state(stack)))
+    for index, unit in enumerate(units.layers):
+        for variable in unit.non_trainable_weights:
+            path = variable.path.split("/", 1)[1]
+            np.testing.assert_array_equal(state[path][index], to_numpy(variable), err_msg=path)
+
+    expected = unit_gradients_by_block(units, gradients(units, x))
+    got = gradients(stack, x)
+    assert len(got) == len(stack.trainable_variables) == 6
+    for path, grad in zip(stack.block_weight_paths, got):
+        np.testing.assert_array_equal(grad, np.stack(expected[path]), err_msg=path)
+        assert np.all(np.abs(grad).reshape(3, -1).max(axis=1) > 0), path
+
+
+# ----------------------------------------------------------------- inference
+
+
+def numpy_reference(stack, x, scales):
+    """`x <- relu(x + scale_l f_l(x))` block by block, `f_l` the branch of a unit with block l's weights."""
+    units = units_like(stack, range(stack.num_blocks))
+    x = x.astype("float64")
+    for unit, scale in zip(units.layers, scales):
+        residual = to_numpy(unit.branch(x.astype("float32"), training=False))
+        x = np.maximum(x + scale * residual.astype("float64"), 0.0)
+    return x
+
+
+def test_inference_scales_each_branch_by_its_survival_probability(rng):
+    probabilities = [0.9, 0.6, 0.3]
+    stack = conv_stack(3, rng, survival_probabilities=probabilities, seed=1)
+    x = rng.normal(size=SHAPE).astype("float32")
+    expected = numpy_reference(stack, x, probabilities)
+    np.testing.assert_allclose(to_numpy(stack(x, training=False)), expected, rtol=0, atol=1e-5)
+    # Not what the blocks give unscaled: the check can tell.
+    assert np.abs(numpy_reference(stack, x, [1.0] * 3) - expected).max() > 1e-2
+
+    inverted = conv_stack(3, rng, survival_probabilities=probabilities, rescale="training", seed=1)
+    np.testing.assert_allclose(
+        to_numpy(inverted(x, training=False)),
+        numpy_reference(inverted, x, [1.0] * 3),
+        rtol=0,
+        atol=1e-5,
+    )
+
+
+# ------------------------------------------------------------------ sampling
+
+SURVIVAL = [linear_decay(l, 8, 0.5) for l in range(1, 9)]  # S = 5.75
+DRAWS = 2000
+
+
+def bit_stack(probabilities, **kwargs):
+    """A stack whose block l adds `2**l` to its input: the output of 0 spells the kept set."""
+    stack = ResidualStack(
+        layers.Dense(1, name="bit"), len(probabilities), survival_probabilities=probabilities, **kwargs
+    )
+    stack.build((1, 1))
+    for index in range(len(probabilities)):
+        stack.set_block_weights(index, [np.zeros((1, 1), "float32"), np.full((1,), 2.0**index)])
+    return stack
+
+
+def kept_sets(stack, draws):
+    """`(draws, n)` booleans: the blocks kept by `draws` training calls (compiled but on torch)."""
+    x = np.zeros((1, 1), "float32")
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        call = tf.function(lambda: stack(x, training=True))
+        outputs = [call() for _ in range(draws)]
+    elif BACKEND == "jax":
+        import jax
+
+        trainable = [v.value for v in stack.trainable_variables]
+
+        @jax.jit
+        def call(state):
+            return stack.stateless_call(trainable, state, x, training=True)
+
+        state, outputs = [v.value for v in stack.non_trainable_variables], []
+        for _ in range(draws):
+            output, state = call(state)
+            outputs.append(output)
+    else:
+        outputs = [stack(x, training=True) for _ in range(draws)]
+    sums = np.array([to_numpy(y).item() for y in outputs]).astype("int64")
+    return (sums[:, None] >> np.arange(stack.num_blocks)) & 1 == 1
+
+
+def assert_frequencies(kept, probabilities):
+    p = np.array(probabilities)
+    sigma = np.sqrt(p * (1 - p) / len(kept))
+    deviation = kept.mean(axis=0) - p
+    assert np.all(np.abs(deviation) <= 4 * sigma + 1e-9), deviation / np.maximum(sigma, 1e-9)
+
+
+def test_fixed_count_sampling_keeps_each_block_with_its_probability():
+    kept = kept_sets(bit_stack(SURVIVAL, seed=3), DRAWS)
+    assert_frequencies(kept, SURVIVAL)
+    assert set(kept.sum(axis=1)) == {5, 6}  # floor(S), ceil(S)
+    assert len({row.tobytes() for row in kept}) > 20  # the sets do vary
+
+
+def test_independent_sampling_keeps_each_block_on_its_own():
+    kept = kept_sets(bit_stack(SURVIVAL, sampling="independent", seed=3), DRAWS)
+    assert_frequencies(kept, SURVIVAL)
+    counts = kept.sum(axis=1)
+    # Binomial-like depths: variance sum p(1 - p) = 1.34 (fixed count: at most 0.25).
+    assert counts.min() <= 3 and counts.max() >= 8
+    assert 1.0 < counts.var() < 1.7
