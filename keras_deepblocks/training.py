@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from keras_deepblocks import datasets
+from keras_deepblocks.layers import ResidualStack
 from keras_deepblocks.utils import validation
 from keras_deepblocks.utils.files import atomic_path
 from keras_deepblocks.utils.files import check_output_directory
@@ -192,11 +193,15 @@ def recompute_batch_norm_statistics(model, dataset, max_batches=100):
         The number of batches averaged over (`0`: the model has no BN layer).
     """
     max_batches = validation.positive_int(max_batches, "max_batches")
-    layers = [
-        layer
-        for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
-    ]
+    layers = []
+    for layer in model._flatten_layers(include_self=False):
+        # A stack's blocks run its template's BN layers on their own statistics.
+        inner = layer.block._flatten_layers() if isinstance(layer, ResidualStack) else [layer]
+        layers += [
+            inner_layer
+            for inner_layer in inner
+            if isinstance(inner_layer, keras.layers.BatchNormalization) and layer.trainable
+        ]
     if not layers:
         return 0
     momenta = [layer.momentum for layer in layers]

@@ -230,3 +230,22 @@ def test_recompute_batch_norm_statistics_averages_the_final_weights_batch_statis
     trainable = [w.numpy() for w in model.trainable_weights]
     np.testing.assert_array_equal(trainable[0], weights_before[0])
     assert recompute_batch_norm_statistics(keras.Sequential([keras.layers.Dense(2)]), []) == 0
+
+
+def test_recompute_batch_norm_statistics_reaches_the_blocks_of_stacked_stages(rng):
+    from keras_deepblocks.training import recompute_batch_norm_statistics
+    from keras_deepblocks.zoo import resnet_cifar
+    from keras_deepblocks.zoo.converters.resnet_cifar import assign_weights
+    from keras_deepblocks.zoo.converters.resnet_cifar import unit_weights
+
+    separate = resnet_cifar(14, input_shape=(8, 8, 3), stacked_stages=False)
+    stacked = resnet_cifar(14, input_shape=(8, 8, 3))
+    assign_weights(stacked, unit_weights(separate), "separate")
+    batches = [rng.uniform(0, 255, (4, 8, 8, 3)).astype("float32") for _ in range(3)]
+    for model in (separate, stacked):
+        assert recompute_batch_norm_statistics(model, batches) == 3
+    expected, got = unit_weights(separate), unit_weights(stacked)
+    moving = [path for path in expected if "layer1_1/branch/bn2/moving" in path]
+    assert len(moving) == 2  # the mean and variance of a unit inside a stack
+    for path in expected:
+        np.testing.assert_allclose(got[path], expected[path], rtol=1e-4, atol=1e-5, err_msg=path)

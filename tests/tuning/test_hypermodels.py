@@ -12,6 +12,7 @@ from keras_deepblocks.tuning import HighwayHyperModel  # noqa: E402
 from keras_deepblocks.tuning import ResNetCifarHyperModel  # noqa: E402
 from keras_deepblocks.tuning import best_trials  # noqa: E402
 from keras_deepblocks.tuning import make_tuner  # noqa: E402
+from residual_layers import survival_probabilities  # noqa: E402
 
 
 def fixed(**values):
@@ -66,15 +67,12 @@ def test_bad_search_space_names_the_argument():
 def test_resnet_hypermodel_depth_and_stochastic_depth():
     hypermodel = ResNetCifarHyperModel((16, 16, 3), 10, depth=[8, 14], total_steps=100)
     model = hypermodel.build(fixed(depth=14, final_survival_probability=0.5, learning_rate=0.05))
-    units = [layer for layer in model.layers if layer.name.startswith("layer")]
-    assert len(units) == 6  # (14 - 2) / 6 = 2 units in each of 3 stages
-    # The linear decay rule over 6 units down to p_L = 0.5.
+    # The linear decay rule over 6 units ((14 - 2) / 6 = 2 in each of 3 stages) down to p_L = 0.5.
     expected = [1 - l / 6 * 0.5 for l in range(1, 7)]
-    np.testing.assert_allclose([u.survival_probability for u in units], expected)
+    np.testing.assert_allclose(survival_probabilities(model), expected)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.05)  # before the first drop
     plain = hypermodel.build(fixed(depth=8, final_survival_probability=1.0, learning_rate=0.05))
-    units = [layer for layer in plain.layers if layer.name.startswith("layer")]
-    assert len(units) == 3 and all(u.survival_probability is None for u in units)
+    assert survival_probabilities(plain) == [None] * 3
 
 
 @pytest.mark.parametrize("kind", ["random", "hyperband", "bayesian"])

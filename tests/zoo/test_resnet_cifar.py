@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from keras_deepblocks.layers import ResidualStack
-from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.zoo import cifar_preprocess
 from keras_deepblocks.zoo import resnet20
 from keras_deepblocks.zoo import resnet32
@@ -17,22 +16,8 @@ from keras_deepblocks.zoo import resnet_cifar
 from keras_deepblocks.zoo.converters.resnet_cifar import assign_weights
 from keras_deepblocks.zoo.converters.resnet_cifar import unit_weights
 from keras_deepblocks.zoo.resnet_cifar_presets import RESNET_CIFAR_PRESETS
-
-
-def residual_layers(model):
-    """The model's `ResidualUnit`s and `ResidualStack`s, in order."""
-    return [layer for layer in model.layers if isinstance(layer, (ResidualUnit, ResidualStack))]
-
-
-def survival_probabilities(model):
-    """Each residual unit's survival probability (`None` without stochastic depth), in order."""
-    probabilities = []
-    for layer in residual_layers(model):
-        if isinstance(layer, ResidualUnit):
-            probabilities.append(layer.survival_probability)
-        else:
-            probabilities += layer.survival_probabilities or [None] * layer.num_blocks
-    return probabilities
+from residual_layers import residual_layers
+from residual_layers import survival_probabilities
 
 
 def trainable_count(model):
