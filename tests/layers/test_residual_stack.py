@@ -179,7 +179,10 @@ DRAWS = 2000
 def bit_stack(probabilities, **kwargs):
     """A stack whose block l adds `2**l` to its input: the output of 0 spells the kept set."""
     stack = ResidualStack(
-        layers.Dense(1, name="bit"), len(probabilities), survival_probabilities=probabilities, **kwargs
+        layers.Dense(1, name="bit"),
+        len(probabilities),
+        survival_probabilities=probabilities,
+        **kwargs,
     )
     stack.build((1, 1))
     for index in range(len(probabilities)):
@@ -235,3 +238,151 @@ def test_independent_sampling_keeps_each_block_on_its_own():
     # Binomial-like depths: variance sum p(1 - p) = 1.34 (fixed count: at most 0.25).
     assert counts.min() <= 3 and counts.max() >= 8
     assert 1.0 < counts.var() < 1.7
+
+
+# ------------------------------------------------------- dropped and kept blocks
+
+
+def per_block_nonzero(grads):
+    """Blocks with a non-zero gradient in any stacked weight, as a boolean `(n,)`."""
+    return np.any([np.any(g.reshape(len(g), -1) != 0, axis=1) for g in grads], axis=0)
+
+
+def composed(units, blocks):
+    """The units of `blocks`, in that order, as one model (the others are not run)."""
+    return keras.Sequential([keras.Input(SHAPE[1:])] + [units.layers[i] for i in blocks])
+
+
+def unit_states(stack, units):
+    """The units' BN statistics, stacked like the stack's."""
+    by_path = {}
+    for unit in units.layers:
+        for variable in unit.non_trainable_weights:
+            by_path.setdefault(variable.path.split("/", 1)[1], []).append(to_numpy(variable))
+    return [np.stack(by_path[path]) for path in stack.block_weight_paths[-4:]]
+
+
+def test_dropped_blocks_are_untouched_and_kept_blocks_run_in_order(rng):
+    """Each training call equals the composition of ResidualUnits of just the kept blocks.
+
+    Kept blocks are read twice, independently: from the BN statistics that
+    changed and from the gradients that are non-zero; the two must agree, number
+    floor(S) or ceil(S), and match the units' outputs, gradients and statistics
+    (dropped blocks: zero gradients, statistics bit-identical).
+    """
+    probabilities = [0.9, 0.5, 0.5, 0.3, 0.3]  # S = 2.5: 2 or 3 kept, in 3 slots
+    stack = conv_stack(5, rng, survival_probabilities=probabilities, seed=2)
+    x = rng.normal(size=SHAPE).astype("float32")
+    counts = set()
+    for _ in range(4):
+        units, before = units_like(stack, range(5)), block_state(stack)
+        grads = gradients(stack, x)
+        kept = changed_blocks(before, block_state(stack))
+        np.testing.assert_array_equal(per_block_nonzero(grads), kept)
+        counts.add(int(kept.sum()))
+        reference = composed(units, np.flatnonzero(kept))
+        expected = unit_gradients_by_block(reference, gradients(reference, x))
+        for path, grad in zip(stack.block_weight_paths, grads):
+            np.testing.assert_array_equal(grad[kept], np.stack(expected[path]), err_msg=path)
+            np.testing.assert_array_equal(grad[~kept], 0.0, err_msg=path)
+        for path, got, want in zip(
+            stack.block_weight_paths[-4:], block_state(stack), unit_states(stack, units)
+        ):
+            np.testing.assert_array_equal(got, want, err_msg=path)
+
+        # A forward call, against the units of the blocks it kept.
+        units, before = units_like(stack, range(5)), block_state(stack)
+        outputs = to_numpy(stack(x, training=True))
+        kept = changed_blocks(before, block_state(stack))
+        counts.add(int(kept.sum()))
+        reference = composed(units, np.flatnonzero(kept))
+        np.testing.assert_array_equal(outputs, to_numpy(reference(x, training=True)))
+    assert counts == {2, 3}  # both a full and a partly empty set of slots
+
+
+def test_a_stack_that_drops_every_block_passes_its_input_with_zero_gradients(rng):
+    """Nothing kept (S = 0.02): the output is `x` itself, and every weight still gets a
+    gradient, zeros, not None (optimizers treat such weights alike on every backend)."""
+    stack = conv_stack(2, rng, survival_probabilities=0.01, seed=4)
+    x = rng.normal(size=SHAPE).astype("float32")  # negative values: no ReLU is applied
+    before = block_state(stack)
+    np.testing.assert_array_equal(to_numpy(stack(x, training=True)), x)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = ops.sum(stack(x, training=True))
+        grads = tape.gradient(loss, [v.value for v in stack.trainable_variables])
+    elif BACKEND == "torch":
+        import torch
+
+        loss = ops.sum(stack(x, training=True))
+        weights = [v.value for v in stack.trainable_variables]
+        grads = torch.autograd.grad(loss, weights, allow_unused=True)
+    else:  # jax.grad gives arrays for every argument
+        grads = gradients(stack, x)
+    assert all(g is not None for g in grads)
+    assert all(np.all(to_numpy(g) == 0) for g in grads)
+    for got, want in zip(block_state(stack), before):
+        np.testing.assert_array_equal(got, want)
+
+
+# --------------------------------------------------------------- compilation
+
+
+def block_weights(stack):
+    return [to_numpy(v) for v in stack.trainable_weights]
+
+
+class Snapshots(keras.callbacks.Callback):
+    """The stack's weights and BN statistics after each training step."""
+
+    def __init__(self, stack):
+        super().__init__()
+        self.stack, self.steps = stack, [(block_weights(stack), block_state(stack))]
+
+    def on_train_batch_end(self, batch, logs=None):
+        if BACKEND == "jax":  # JAX's fit holds the new values outside the variables
+            self.model.jax_state_sync()
+        self.steps.append((block_weights(self.stack), block_state(self.stack)))
+
+
+@pytest.mark.parametrize("sampling", ["fixed_count", "independent"])
+def test_compiled_training_steps_drop_blocks_and_compile_once(sampling, rng):
+    """`fit` under XLA (JAX's default jit, TF `jit_compile=True`).
+
+    Each step's dropped blocks keep their weights (SGD: zero gradient) and BN
+    statistics bit for bit; the kept ones change both. The step is traced once:
+    the draws come from the seed generator's state, not from retracing.
+    PyTorch runs the same checks eagerly (torch.compile takes minutes on a CPU).
+    """
+    probabilities = [0.8, 0.6, 0.5, 0.5]  # S = 2.4
+    stack = conv_stack(4, rng, survival_probabilities=probabilities, sampling=sampling, seed=6)
+    traces = []
+    kept_blocks_call = stack._call_kept_blocks
+
+    def counted(inputs):
+        traces.append(1)
+        return kept_blocks_call(inputs)
+
+    stack._call_kept_blocks = counted
+    model = keras.Sequential([keras.Input(SHAPE[1:]), stack])
+    model.compile(keras.optimizers.SGD(0.05), "mse", jit_compile=BACKEND != "torch")
+    x = rng.normal(size=SHAPE).astype("float32")
+    snapshots = Snapshots(stack)
+    history = model.fit(
+        x, np.zeros(SHAPE, "float32"), batch_size=2, epochs=6, verbose=0, callbacks=[snapshots]
+    )
+    assert np.all(np.isfinite(history.history["loss"]))
+    kept_sets = []
+    for (weights, state), (new_weights, new_state) in zip(snapshots.steps, snapshots.steps[1:]):
+        kept = changed_blocks(state, new_state)
+        np.testing.assert_array_equal(changed_blocks(weights, new_weights), kept)
+        kept_sets.append(tuple(kept))
+    assert len(kept_sets) == 6
+    counts = {sum(kept) for kept in kept_sets}
+    if sampling == "fixed_count":
+        assert counts <= {2, 3}, counts
+    assert len(set(kept_sets)) > 1  # new draws at each step
+    if BACKEND != "torch":
+        assert len(traces) == 1, f"the training step was traced {len(traces)} times"
