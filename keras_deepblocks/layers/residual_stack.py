@@ -212,7 +212,13 @@ class ResidualStack(keras.layers.Layer):
 
     def _call_all_blocks(self, inputs, training):
         """Every block in turn, on weights sliced with static indices."""
-        per_block = [ops.unstack(v.value, self.num_blocks, axis=0) for v in self._stacked]
+        stacked = [v.value for v in self._stacked]
+        if training:
+            # Copies of the statistics: on torch `unstack` gives views of the
+            # variables, which the assignment below overwrites in place while a
+            # checkpointed block's recomputation still needs their old values.
+            stacked[self._num_trainable :] = [ops.copy(v) for v in stacked[self._num_trainable :]]
+        per_block = [ops.unstack(v, self.num_blocks, axis=0) for v in stacked]
         scales = [1.0] * self.num_blocks
         if not training and self.survival_probabilities and self.rescale == "inference":
             scales = self.survival_probabilities
