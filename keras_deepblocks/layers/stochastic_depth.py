@@ -236,6 +236,10 @@ class StochasticDepth(keras.layers.Wrapper):
       other than Keras's default, choose explicitly: `"multiply"` for
       `jit_compile=True` on a CPU, `"skip"` for `jit_compile=False` on a GPU.
 
+    Where a network has several same-shaped blocks in a row, `ResidualStack`
+    holds them as one layer and skips dropped blocks also under XLA, with no
+    conditional at all.
+
     Args:
         layer: The residual branch `f`, a Keras layer (or model) mapping `x`
             to a tensor of the shape of `x`. Serialized with this layer. Pass
