@@ -122,6 +122,11 @@ class ResidualStack(keras.layers.Layer):
         """The template block `f` (its own weights are unused)."""
         return self._template.layer
 
+    def __dir__(self):
+        # Keras's `.keras` saving walks `dir(layer)` for the layers to save:
+        # listed, the template would save (and load) its own, unused, weights.
+        return [name for name in super().__dir__() if name != "block"]
+
     @property
     def _drops(self):
         probabilities = self.survival_probabilities
@@ -145,7 +150,8 @@ class ResidualStack(keras.layers.Layer):
                 f"on the stacked weights), received: a constraint on {constrained[0]!r}."
             )
         draws = _initial_value_draws(block, input_shape)
-        self.block_weight_paths = tuple(_path_in_block(v, block) for v in template)
+        paths = _paths_in_block(block)
+        self.block_weight_paths = tuple(paths[id(v)] for v in template)
         self._stacked = [
             self.add_weight(
                 shape=(self.num_blocks, *variable.shape),
@@ -352,11 +358,25 @@ def _stacked_initializer(draw, num_blocks):
     return initializer
 
 
-def _path_in_block(variable, block):
-    """`"f/conv1/kernel"`: the variable's path from the block down."""
-    marker = f"{block.name}/"
-    path = variable.path
-    return block.name + "/" + path.split(marker, 1)[1] if marker in path else variable.name
+def _paths_in_block(block):
+    """`{id(variable): "f/conv1/kernel"}`: each weight's path from the block down.
+
+    Made of the layers' names, not read from the variables' own paths: those
+    start with the name scopes the block was built in (`stage/f/...` for a
+    block built by the stack), and Keras builds the layers of a deserialized
+    `Sequential` outside its scope (`conv1/kernel`, after `load_model`).
+    """
+    paths = {}
+
+    def visit(layer, prefix):
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            visit(child, f"{prefix}/{child.name}")
+        # After the children: a weight belongs to the deepest layer holding it.
+        for variable in layer.weights:
+            paths.setdefault(id(variable), f"{prefix}/{variable.name}")
+
+    visit(block, block.name)
+    return paths
 
 
 def _concrete_count(keep):

@@ -416,3 +416,169 @@ def test_gradient_checkpointing_changes_nothing_but_memory(probabilities, compil
     np.testing.assert_array_equal(
         to_numpy(checkpointed(x, training=True)), to_numpy(plain(x, training=True))
     )
+
+
+# ------------------------------------------------------------ initialization
+
+WIDE = (None, 4, 4, 16)  # conv kernels 3x3x16x16: 2304 draws each, fan-in 144
+
+
+def wide_stack(num_blocks, kernel_initializer="he_normal"):
+    stack = ResidualStack(conv_branch(16, kernel_initializer), num_blocks, activation="relu")
+    stack.build(WIDE)
+    return stack
+
+
+def stacked(stack, path):
+    return to_numpy(stack.weights[stack.block_weight_paths.index(path)])
+
+
+def test_each_block_is_its_own_draw_from_the_templates_initializers():
+    stack = wide_stack(4)
+    template = stack.block.get_layer("conv1").kernel
+    # He normal, truncated at two standard deviations of the underlying normal.
+    std = math.sqrt(2.0 / 144)
+    for path in ("branch/conv1/kernel", "branch/conv2/kernel"):
+        kernels = stacked(stack, path).reshape(4, -1)
+        for index, kernel in enumerate(kernels):
+            assert abs(kernel.std() / std - 1) < 0.1, (path, index, kernel.std(), std)
+            assert abs(kernel.mean()) < 4 * std / math.sqrt(kernel.size), (path, index)
+            assert np.abs(kernel).max() <= 2 * std / 0.87962566103423978 + 1e-6
+            assert not np.allclose(kernel, to_numpy(template).reshape(-1))
+        correlations = np.corrcoef(kernels)[np.triu_indices(4, 1)]
+        assert np.abs(correlations).max() < 0.1, correlations  # independent draws
+    # Constant initializers: BN starts as the template's does.
+    for path, value in [
+        ("gamma", 1.0),
+        ("beta", 0.0),
+        ("moving_mean", 0.0),
+        ("moving_variance", 1.0),
+    ]:
+        np.testing.assert_array_equal(stacked(stack, f"branch/bn2/{path}"), value)
+
+    uniform = wide_stack(3, keras.initializers.RandomUniform(-0.5, 0.5))
+    kernels = stacked(uniform, "branch/conv1/kernel").reshape(3, -1)
+    assert kernels.min() >= -0.5 and kernels.max() < 0.5
+    assert np.all(np.abs(kernels.std(axis=1) / math.sqrt(1 / 12) - 1) < 0.1)
+    assert np.abs(np.corrcoef(kernels)[np.triu_indices(3, 1)]).max() < 0.1
+
+
+def test_integer_seeded_initializers_give_reproducible_distinct_blocks():
+    first = wide_stack(3, keras.initializers.HeNormal(seed=7))
+    keras.utils.set_random_seed(99)  # the integer seed alone decides
+    again = wide_stack(3, keras.initializers.HeNormal(seed=7))
+    other = wide_stack(3, keras.initializers.HeNormal(seed=8))
+    for path in ("branch/conv1/kernel", "branch/conv2/kernel"):
+        kernels = stacked(first, path)
+        np.testing.assert_array_equal(stacked(again, path), kernels)
+        assert not np.array_equal(stacked(other, path), kernels)
+        assert not np.array_equal(kernels[0], kernels[1])
+        assert not np.array_equal(kernels[1], kernels[2])
+
+
+def test_set_random_seed_makes_construction_reproducible():
+    kernels = []
+    for seed in (5, 5, 6):
+        keras.utils.set_random_seed(seed)
+        kernels.append(stacked(wide_stack(3), "branch/conv1/kernel"))
+    np.testing.assert_array_equal(kernels[1], kernels[0])
+    assert not np.array_equal(kernels[2], kernels[0])
+
+
+# ---------------------------------------------------------- models and files
+
+
+def dense_branch():
+    """A pre-activation-like template without its own input (built by the stack)."""
+    return keras.Sequential(
+        [layers.BatchNormalization(name="bn"), layers.ReLU(), layers.Dense(6, name="fc")], name="f"
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, input_shape, trainable, non_trainable",
+    [
+        (
+            {
+                "block": conv_branch(),
+                "num_blocks": 3,
+                "activation": "relu",
+                "survival_probabilities": [0.9, 0.7, 0.5],
+                "seed": 3,
+                "gradient_checkpointing": True,
+            },
+            SHAPE,
+            6,
+            4,
+        ),
+        (
+            {
+                "block": dense_branch(),
+                "num_blocks": 4,
+                "survival_probabilities": 0.6,
+                "sampling": "independent",
+                "rescale": "training",
+            },
+            (3, 6),
+            4,
+            2,
+        ),
+    ],
+    ids=["conv", "dense"],
+)
+def test_layer_contract(kwargs, input_shape, trainable, non_trainable):
+    """Sequential, functional and subclassed models, config round trip, `.keras` in process, fit."""
+    run_layer_test(
+        ResidualStack,
+        kwargs,
+        input_shape=input_shape,
+        expected_output_shape=input_shape,
+        expected_num_trainable_weights=trainable,
+        expected_num_non_trainable_weights=non_trainable,
+    )
+
+
+def test_only_the_stacked_weights_are_counted_and_saved(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    inputs = keras.Input(SHAPE[1:])
+    stack = ResidualStack(conv_branch(), 5, activation="relu")
+    model = keras.Model(inputs, stack(inputs))
+    per_block = 2 * 3 * 3 * FILTERS * FILTERS + 2 * 4 * FILTERS  # two convs, two BNs
+    assert stack.block.count_params() == per_block
+    assert stack.count_params() == model.count_params() == 5 * per_block
+    model.save(tmp_path / "model.keras")
+    with zipfile.ZipFile(tmp_path / "model.keras") as archive:
+        archive.extract("model.weights.h5", tmp_path)
+    sizes = []
+    with h5py.File(tmp_path / "model.weights.h5", "r") as file:
+        file.visititems(lambda _, item: sizes.append(item.size) if hasattr(item, "size") else None)
+    assert len(sizes) == 10 and sum(sizes) == 5 * per_block, sizes
+
+
+def test_weight_paths_are_the_blocks_own_after_loading_too(tmp_path):
+    """Paths name stacked weights in converted checkpoints: `<stack>/<layer>_<weight>`.
+
+    They came from the variables' paths, which held `f/` inside the scope name
+    `stage_of/` (read as the block's) and lost the block's layer names after
+    `load_model` (Keras builds a deserialized Sequential's layers outside its scope).
+    """
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, ResidualStack(dense_branch(), 2, name="stage_of")(inputs))
+    block_paths = ("f/bn/gamma", "f/bn/beta", "f/fc/kernel", "f/fc/bias")
+    block_paths += ("f/bn/moving_mean", "f/bn/moving_variance")
+    paths = [
+        "stage_of/bn_gamma",
+        "stage_of/bn_beta",
+        "stage_of/fc_kernel",
+        "stage_of/fc_bias",
+        "stage_of/bn_moving_mean",
+        "stage_of/bn_moving_variance",
+    ]
+    assert model.layers[1].block_weight_paths == block_paths
+    assert [v.path for v in model.weights] == paths
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.layers[1].block_weight_paths == block_paths
+    assert [v.path for v in loaded.weights] == paths
+    x = np.random.default_rng(1).normal(size=(3, 6)).astype("float32")
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
