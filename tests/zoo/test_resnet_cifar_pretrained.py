@@ -121,7 +121,8 @@ def test_converted_checkpoint_matches_pytorch_reference(shared_fixtures, builder
     model = builder(weights=str(path))
     keras_logits = np.asarray(model.predict(images, verbose=0))
     reference = torch_logits(path, depth, images)
-    assert np.abs(keras_logits - reference).max() <= 1e-4
+    # Float32 on both sides: measured up to 1.9e-5 apart, on logits of size ~10.
+    np.testing.assert_allclose(keras_logits, reference, rtol=1e-5, atol=1e-5)
     # Not trivially equal: the logits separate the images.
     assert np.abs(reference[0] - reference[1]).max() > 0.1
 
