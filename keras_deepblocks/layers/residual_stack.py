@@ -1,6 +1,7 @@
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_deepblocks.layers.stochastic_depth import RESCALE_MODES
@@ -149,6 +150,14 @@ class ResidualStack(keras.layers.Layer):
                 "`block` of ResidualStack must not have weight constraints (they would act "
                 f"on the stacked weights), received: a constraint on {constrained[0]!r}."
             )
+        # Seed generators (Dropout, GaussianNoise) are state that `stateless_call`
+        # needs and the stack does not hold per block.
+        if len(block.non_trainable_variables) != len(block.non_trainable_weights):
+            raise ValueError(
+                "`block` of ResidualStack must not draw random numbers (its state can only "
+                "be weights and BN statistics), received: a block with a seed generator, "
+                "as Dropout and GaussianNoise layers hold."
+            )
         draws = _initial_value_draws(block, input_shape)
         paths = _paths_in_block(block)
         self.block_weight_paths = tuple(paths[id(v)] for v in template)
@@ -296,8 +305,14 @@ class _Untracked:
 def _checked_probabilities(value, num_blocks):
     if value is None:
         return None
-    if not isinstance(value, (list, tuple)):
+    if np.ndim(value) == 0:
         return [validation.survival_probability(value, "survival_probabilities")] * num_blocks
+    if np.ndim(value) != 1:
+        raise ValueError(
+            "`survival_probabilities` must be None, a probability or a sequence of them, "
+            f"received: {value!r}."
+        )
+    value = list(value)  # a NumPy array too, as `np.linspace(1.0, 0.5, n)` gives
     if len(value) != num_blocks:
         raise ValueError(
             f"`survival_probabilities` must hold one probability per block ({num_blocks}), "

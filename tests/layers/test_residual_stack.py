@@ -582,3 +582,51 @@ def test_weight_paths_are_the_blocks_own_after_loading_too(tmp_path):
     assert [v.path for v in loaded.weights] == paths
     x = np.random.default_rng(1).normal(size=(3, 6)).astype("float32")
     np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
+
+
+# ------------------------------------------------------------- bad arguments
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"block": "conv"}, TypeError, "`block` must be a Keras layer"),
+        ({"block": lambda x: x}, TypeError, "`block` must be a Keras layer"),
+        ({"num_blocks": 0}, ValueError, "`num_blocks`"),
+        ({"num_blocks": 2.5}, ValueError, "`num_blocks` must be a positive integer"),
+        ({"survival_probabilities": [0.5, 0.5]}, ValueError, r"one probability per block \(3\)"),
+        ({"survival_probabilities": [0.5, 1.5, 0.5]}, ValueError, r"`survival_probabilities\[1\]`"),
+        ({"survival_probabilities": [0.5, 0.5, 0.0]}, ValueError, r"`survival_probabilities\[2\]`"),
+        ({"survival_probabilities": 0.0}, ValueError, "`survival_probabilities`"),
+        ({"survival_probabilities": [[0.5] * 3]}, ValueError, "a sequence of them"),
+        ({"sampling": "systematic"}, ValueError, "`sampling` must be one of 'fixed_count'"),
+        ({"rescale": "never"}, ValueError, "`rescale` must be one of 'inference'"),
+        ({"activation": "no_such_activation"}, ValueError, "activation"),
+        ({"gradient_checkpointing": "yes"}, TypeError, "`gradient_checkpointing`"),
+        ({"seed": -1}, ValueError, "`seed`"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(kwargs, error, match):
+    arguments = {"block": layers.Dense(6), "num_blocks": 3, **kwargs}
+    with pytest.raises(error, match=match):
+        ResidualStack(**arguments)
+
+
+def test_survival_probabilities_may_be_a_numpy_array():
+    stack = ResidualStack(layers.Dense(6), 3, survival_probabilities=np.linspace(1.0, 0.5, 3))
+    assert stack.get_config()["survival_probabilities"] == [1.0, 0.75, 0.5]
+    assert all(type(p) is float for p in stack.survival_probabilities)  # JSON-serializable
+
+
+@pytest.mark.parametrize(
+    "block, match",
+    [
+        (layers.Dense(4), r"must keep the shape of its input.*\(2, 6\) to \(2, 4\)"),
+        (layers.Dense(6, kernel_constraint="non_neg"), "must not have weight constraints"),
+        (keras.Sequential([layers.Dense(6), layers.Dropout(0.5)]), "must not draw random numbers"),
+    ],
+    ids=["shape", "constraint", "dropout"],
+)
+def test_blocks_the_stack_cannot_hold_are_refused_when_built(block, match):
+    with pytest.raises(ValueError, match=match):
+        ResidualStack(block, 3)(np.ones((2, 6), "float32"))
