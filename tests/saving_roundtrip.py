@@ -160,6 +160,42 @@ def residual_unit_gradient_checkpointing(rng):
     return keras.Model(inputs, outputs), _normal(rng, (2, 8, 8, 4)), None
 
 
+def residual_stack(rng):
+    from keras_deepblocks.layers import ResidualStack
+
+    layers = keras.layers
+
+    def conv(name):
+        return layers.Conv2D(4, 3, padding="same", use_bias=False, name=name)
+
+    post = keras.Sequential(
+        [
+            conv("conv1"),
+            layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn1"),
+            layers.ReLU(name="relu1"),
+            conv("conv2"),
+            layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn2"),
+        ],
+        name="branch",
+    )
+    # A functional template, built from its own Input.
+    branch_in = keras.Input((6, 6, 4))
+    x = layers.ReLU()(layers.BatchNormalization(name="preact_bn")(branch_in))
+    pre = keras.Model(branch_in, conv("conv")(x), name="preact")
+    inputs = keras.Input((6, 6, 4))
+    x = ResidualStack(post, 3, [0.9, 0.7, 0.5], activation="relu", seed=3, name="layer1")(inputs)
+    outputs = ResidualStack(
+        pre,
+        2,
+        0.6,
+        sampling="independent",
+        rescale="training",
+        gradient_checkpointing=True,
+        name="layer2",
+    )(x)
+    return keras.Model(inputs, outputs), _normal(rng, (2, 6, 6, 4)), None
+
+
 def initializers(rng):
     from keras_deepblocks.initializers import FusedKernel
     from keras_deepblocks.initializers import GateBias
@@ -278,6 +314,7 @@ CASES = {
         char_cnn,
         character_ids,
         residual_unit_gradient_checkpointing,
+        residual_stack,
         initializers,
         perplexity,
         resnet20,
