@@ -1,11 +1,36 @@
-"""What the benchmarks share: a compiled gradient step, the device in use, and one timer."""
+"""What the benchmarks share: the backend, a compiled gradient step, the device, one timer.
 
+Keras is imported inside the functions, so that a script can pick its backend
+(`use_backend`) after parsing its arguments.
+"""
+
+import os
 import statistics
+import sys
 import time
 
-import keras
+BACKENDS = ("tensorflow", "jax", "torch")
 
-from keras_deepblocks.utils.gradients import gradient_function
+
+def use_backend(name):
+    """Makes `name` (or `None`: `KERAS_BACKEND`, else Keras's default) the Keras backend.
+
+    Keras reads `KERAS_BACKEND` once, when first imported, so this must run
+    before anything imports it.
+    """
+    if name is None:
+        return
+    if name not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {', '.join(BACKENDS)}, received: {name!r}.")
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != name:
+            raise ValueError(
+                f"`backend` {name!r} cannot be selected: Keras was already imported with "
+                f"{keras.backend.backend()!r}. Set KERAS_BACKEND={name} instead."
+            )
+    os.environ["KERAS_BACKEND"] = name
 
 
 def gradient_step(model, x):
@@ -17,6 +42,10 @@ def gradient_step(model, x):
     reading one value of the first variable's gradient, the last one the
     backward pass computes, waits for the whole step.
     """
+    import keras
+
+    from keras_deepblocks.utils.gradients import gradient_function
+
     step = gradient_function(model, compiled=True)
     x = keras.ops.convert_to_tensor(x)
 
@@ -29,6 +58,8 @@ def gradient_step(model, x):
 
 def accelerator():
     """The accelerator the Keras backend computes on (a GPU's name), or `None` on a CPU."""
+    import keras
+
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -45,15 +76,16 @@ def accelerator():
     return gpus[0].name if gpus else None
 
 
-def interleaved_medians(steps, rounds=7, repeats=5, warmup=2, clock=time.perf_counter):
-    """Median seconds per call of each named step, and its median ratio to the first step.
+def interleaved_samples(steps, rounds=7, repeats=5, warmup=2, clock=time.perf_counter):
+    """Seconds per call of each named step in each round, timed interleaved.
 
     Every round calls each step `repeats` times, in turn, in an order rotated
-    from round to round, and ratios are taken within a round: machine noise
-    and slow drifts of load on a shared machine hit all steps alike.
+    from round to round, so that machine noise and slow drifts of load on a
+    shared machine hit all steps alike; compare steps by ratios taken within
+    a round (`median_ratio`).
 
     Args:
-        steps: `{name: callable}`; the first is the reference of the ratios.
+        steps: `{name: callable}`.
         rounds: Timed rounds.
         repeats: Calls of each step per round.
         warmup: Untimed calls of each step first (compilation, caches).
@@ -62,7 +94,7 @@ def interleaved_medians(steps, rounds=7, repeats=5, warmup=2, clock=time.perf_co
             a shared CPU barely disturb.
 
     Returns:
-        `(seconds, ratios)`: dicts by name.
+        `{name: [seconds per call in round 0, round 1, ...]}`.
     """
     for step in steps.values():
         for _ in range(warmup):
@@ -76,9 +108,25 @@ def interleaved_medians(steps, rounds=7, repeats=5, warmup=2, clock=time.perf_co
             for _ in range(repeats):
                 steps[name]()
             samples[name].append((clock() - start) / repeats)
+    return samples
+
+
+def median_ratio(samples, name, reference):
+    """Median over rounds of `name`'s time over `reference`'s in the same round."""
+    return statistics.median(t / base for t, base in zip(samples[name], samples[reference]))
+
+
+def interleaved_medians(steps, rounds=7, repeats=5, warmup=2, clock=time.perf_counter):
+    """Median seconds per call of each named step, and its median ratio to the first step.
+
+    Timed by `interleaved_samples` (same arguments); ratios are taken within
+    a round.
+
+    Returns:
+        `(seconds, ratios)`: dicts by name.
+    """
+    samples = interleaved_samples(steps, rounds, repeats, warmup, clock)
+    names = list(steps)
     seconds = {name: statistics.median(samples[name]) for name in names}
-    ratios = {
-        name: statistics.median(t / base for t, base in zip(samples[name], samples[names[0]]))
-        for name in names
-    }
+    ratios = {name: median_ratio(samples, name, names[0]) for name in names}
     return seconds, ratios
