@@ -94,7 +94,9 @@ def resnet_cifar(
             rather than separate `ResidualUnit`s (`layer1_0`, ...). The
             outputs are the same. Stacks build in a fraction of the time (a
             ResNet-1202 in seconds) and, with stochastic depth, save training
-            time also where XLA compiles the step. Defaults to `True`.
+            time also where XLA compiles the step (the two strided units then
+            compute their branch and select, `skip_strategy="multiply"`, so
+            that the step has no conditional). Defaults to `True`.
         stochastic_depth_sampling: How stacked stages draw the units to keep:
             `"fixed_count"` (default; each unit kept with its probability,
             the number kept nearly fixed) or `"independent"` (the paper's
@@ -173,6 +175,9 @@ def resnet_cifar(
                 unit_kwargs,
                 2 if (stage > 1 and index == 0) else 1,
                 stage_survival[index],
+                # Beside stacks, no conditional anywhere (an XLA conditional
+                # per unit costs more than computing these two units).
+                skip_strategy="multiply" if stacked_stages else "auto",
                 name=f"layer{stage}_{index}",
             )(x)
         if separate < units_per_stage:
@@ -290,9 +295,13 @@ def _survival_probabilities(num_units, final_survival_probability):
     ]
 
 
-def _residual_unit(unit_kwargs, strides, survival_probability, name):
+def _residual_unit(unit_kwargs, strides, survival_probability, skip_strategy, name):
     return ResidualUnit(
-        **unit_kwargs, strides=strides, survival_probability=survival_probability, name=name
+        **unit_kwargs,
+        strides=strides,
+        survival_probability=survival_probability,
+        skip_strategy=skip_strategy,
+        name=name,
     )
 
 

@@ -193,6 +193,9 @@ def test_stochastic_depth_follows_linear_decay(stacked_stages):
     stacks = [layer for layer in residual_layers(model) if isinstance(layer, ResidualStack)]
     assert all(stack.sampling == "independent" for stack in stacks)
     assert len(stacks) == (3 if stacked_stages else 0)
+    # Beside stacks, the strided units have no conditional either.
+    strategy = "multiply" if stacked_stages else "auto"
+    assert model.get_layer("layer2_0").skip_strategy == strategy
     plain = resnet_cifar(8, stacked_stages=stacked_stages)
     assert survival_probabilities(plain) == [None] * 3
 
