@@ -2,8 +2,7 @@
 
     python benchmarks/stochastic_depth_speed.py --backend jax          # jit (Keras's default)
     python benchmarks/stochastic_depth_speed.py --backend tensorflow   # graph (CPU default)
-    python benchmarks/stochastic_depth_speed.py --backend tensorflow --jit-compile true \
-        --skip-strategy multiply                                       # XLA
+    python benchmarks/stochastic_depth_speed.py --backend tensorflow --jit-compile true  # XLA
     python benchmarks/stochastic_depth_speed.py --backend torch        # eager
     ... --schedule uniform                    # p_L for every unit
     ... --depth 20 --rounds 2 --cost-rounds 1 # smoke run (a minute)
@@ -31,16 +30,16 @@ variants interleaved in one run (`_timing.interleaved_samples`):
   `ResidualUnit`), no stochastic depth;
 - `stack_sd`: the same with p_L linear decay, `sampling="fixed_count"`: the
   kept units run in ceil(S) static slots per stage, no control flow (the two
-  strided units follow `--skip-strategy`);
+  strided units compute and select, as the zoo builds them beside stacks);
 - `stack_independent` (`--with-independent`): `sampling="independent"`, the
   paper's joint law; a compiled step computes every slot, so it saves time
   only in eager torch.
 `--skip-strategy multiply` gives the per-unit approach of TF-Addons and
 KerasCV (branch always computed, multiplied by the draw; what "auto" does
-under JAX's jit), `skip` a conditional per unit everywhere. With TensorFlow
-and `--jit-compile true` on a CPU, "auto" cannot tell that XLA compiles the
-step and uses `tf.cond`: pass `--skip-strategy multiply` there to keep the
-two strided units from dominating `stack_sd`.
+under JAX's jit), `skip` a conditional per unit everywhere; it applies to
+`units_sd` only. With TensorFlow and `--jit-compile true` on a CPU, "auto"
+cannot tell that XLA compiles the step and uses `tf.cond`: `units_sd` then
+shows what an XLA conditional per unit costs.
 
 Ratios are medians over rounds of the per-round ratio. Targets (issue 12,
 ResNet-110, batch 32, CPU, every backend and mode): `stack/units` <= 1.05;
@@ -55,9 +54,8 @@ stage's stack replaced by the identity; stage s's share of the step is
   time of stochastic depth that skips every dropped unit;
 - `slots` = `1 - sum_s (1 - ceil(S_s) / n_s) c_s`, what fixed-count
   sampling can reach: ceil(S_s) of the stack's n_s blocks always run.
-Both count the stacks only: the two strided units (2 of 3n) drop too, with
-`skip_strategy="auto"`, which skips in TF graphs and eager torch (a measured
-ratio can then fall a little below the ideal) and computes them under XLA.
+Both count the stacks only: the two strided units (2 of 3n) are always
+computed.
 On this CPU the 16-channel first stage takes about half the step (equal
 FLOPs per stage, lower arithmetic intensity) and linear decay rarely drops
 its units, hence an ideal near 0.86 rather than the 0.75-0.78 of equal stage
@@ -130,7 +128,7 @@ def parse_args(argv=None):
         "--skip-strategy",
         choices=("auto", "skip", "multiply"),
         default="auto",
-        help="skip_strategy of the ResidualUnits with stochastic depth (default: auto)",
+        help="skip_strategy of the per-unit model's ResidualUnits (default: auto)",
     )
     args = parser.parse_args(argv)
     try:
@@ -158,7 +156,7 @@ def cifar_resnet(
 
     `schedule="uniform"` gives every unit `final_survival_probability`
     instead of the linear decay rule the zoo builds (in a stack: its
-    `survival_probabilities`); `skip_strategy` applies to `ResidualUnit`s;
+    `survival_probabilities`); `skip_strategy` applies to the per-unit model's `ResidualUnit`s;
     `without` names a layer replaced by the identity (a stage's stack).
     """
     import keras
@@ -187,7 +185,8 @@ def cifar_resnet(
             return keras.layers.Identity(name=layer.name)
         config = layer.get_config()
         if isinstance(layer, ResidualUnit):
-            config["skip_strategy"] = skip_strategy
+            if not stacked:  # beside stacks the zoo's strided units never branch
+                config["skip_strategy"] = skip_strategy
             if uniform:
                 config["survival_probability"] = p
         elif isinstance(layer, ResidualStack) and uniform:
