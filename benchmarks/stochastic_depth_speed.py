@@ -156,8 +156,8 @@ def cifar_resnet(
 
     `schedule="uniform"` gives every unit `final_survival_probability`
     instead of the linear decay rule the zoo builds (in a stack: its
-    `survival_probabilities`); `skip_strategy` applies to the per-unit model's `ResidualUnit`s;
-    `without` names a layer replaced by the identity (a stage's stack).
+    `survival_probabilities`); `skip_strategy` applies to the per-unit
+    model's `ResidualUnit`s; `without` names a layer replaced by the identity (a stage's stack).
     """
     import keras
 
