@@ -167,6 +167,9 @@ class ResidualStack(keras.layers.Layer):
                 initializer=_stacked_initializer(draw, self.num_blocks),
                 dtype=variable.dtype,
                 trainable=variable.trainable,
+                # BN keeps its variables in float32 under mixed precision (no autocast):
+                # read as float16, its statistics came back float32 into float16 scatters.
+                autocast=getattr(variable, "_autocast", True),
                 regularizer=variable.regularizer,
                 name=path.split("/", 1)[-1].replace("/", "_"),
             )
@@ -282,10 +285,16 @@ class ResidualStack(keras.layers.Layer):
     def _run_block(self, x, values, training, scale):
         """`activation(x + scale * f(x))` on one block's weights, and its new state."""
         num_trainable = self._num_trainable
+        # A frozen stack's blocks are frozen layers: BN normalizes with (and keeps)
+        # its moving statistics, as in frozen `ResidualUnit`s (Keras's fine-tuning rule).
+        block_training = training and self.trainable
 
         def residual_block(x, *values):
             residual, state = self.block.stateless_call(
-                list(values[:num_trainable]), list(values[num_trainable:]), x, training=training
+                list(values[:num_trainable]),
+                list(values[num_trainable:]),
+                x,
+                training=block_training,
             )
             return (self.activation(x + _scaled(residual, scale)), *state)
 

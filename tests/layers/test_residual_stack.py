@@ -88,7 +88,7 @@ def units_like(stack, blocks):
 
 def block_state(stack):
     """The stack's BN statistics as arrays `(num_blocks, ...)`."""
-    return [to_numpy(v) for v in stack.non_trainable_weights]
+    return [to_numpy(v) for v in stack.weights if "moving_" in v.path]
 
 
 def unit_gradients_by_block(units, grads):
@@ -106,6 +106,20 @@ def changed_blocks(before, after):
         for a, b in zip(after, before)
     ]
     return np.any(changed, axis=0)
+
+
+def composed(units, blocks):
+    """The units of `blocks`, in that order, as one model (the others are not run)."""
+    return keras.Sequential([keras.Input(SHAPE[1:])] + [units.layers[i] for i in blocks])
+
+
+def unit_states(stack, units):
+    """The units' BN statistics, stacked like the stack's."""
+    by_path = {}
+    for unit in units.layers:
+        for variable in unit.non_trainable_weights:
+            by_path.setdefault(variable.path.split("/", 1)[1], []).append(to_numpy(variable))
+    return [np.stack(by_path[path]) for path in stack.block_weight_paths[-4:]]
 
 
 # ------------------------------------------------- without stochastic depth
@@ -137,6 +151,64 @@ def test_stack_equals_separate_units_exactly(rng):
     for path, grad in zip(stack.block_weight_paths, got):
         np.testing.assert_array_equal(grad, np.stack(expected[path]), err_msg=path)
         assert np.all(np.abs(grad).reshape(3, -1).max(axis=1) > 0), path
+
+
+def test_a_frozen_stack_equals_frozen_units(rng):
+    """`trainable = False` (fine-tuning): BN normalizes with its moving statistics and keeps
+    them in training calls, as in frozen ResidualUnits, with or without drops; also after
+    a config round trip. The template's BN layers trained on (batch statistics, updates)."""
+    x = rng.normal(size=SHAPE).astype("float32")
+    for probabilities in (None, [0.9, 0.5]):
+        stack = conv_stack(2, rng, survival_probabilities=probabilities, seed=1)
+        units = units_like(stack, range(2))
+        stack.trainable = units.trainable = False
+        before = block_state(stack)
+        outputs = to_numpy(stack(x, training=True))
+        for got, want in zip(block_state(stack), before):
+            np.testing.assert_array_equal(got, want)
+        if probabilities is None:
+            np.testing.assert_array_equal(outputs, to_numpy(units(x, training=True)))
+    clone = ResidualStack.from_config(stack.get_config())
+    assert clone.trainable is False
+    clone.build(SHAPE)
+    before = block_state(clone)
+    clone(x, training=True)
+    for got, want in zip(block_state(clone), before):
+        np.testing.assert_array_equal(got, want)
+    stack.trainable = True  # and back
+    before = block_state(stack)
+    stack(x, training=True)
+    assert changed_blocks(before, block_state(stack)).any()
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_stack_equals_separate_units(policy, rng):
+    """BN statistics stay float32 (read without autocast): a training call with drops failed
+    on TensorFlow (float32 statistics scattered into float16 ones)."""
+    x = rng.normal(size=SHAPE).astype("float32")
+    keras.config.set_dtype_policy(policy)
+    try:
+        stack = conv_stack(2, rng)
+        units = units_like(stack, range(2))
+        for training in (False, True):
+            np.testing.assert_array_equal(
+                to_numpy(stack(x, training=training)), to_numpy(units(x, training=training))
+            )
+        assert all(v.dtype == "float32" for v in stack.weights)
+        np.testing.assert_array_equal(
+            np.concatenate([a.reshape(-1) for a in block_state(stack)]),
+            np.concatenate([a.reshape(-1) for a in unit_states(stack, units)]),
+        )
+        dropping = conv_stack(3, rng, survival_probabilities=0.5, seed=2)
+        before = block_state(dropping)
+        outputs = dropping(x, training=True)
+        assert keras.backend.standardize_dtype(outputs.dtype) == policy.split("_")[1]
+        assert np.all(np.isfinite(to_numpy(outputs).astype("float32")))
+        kept = changed_blocks(before, block_state(dropping))
+        assert kept.sum() in (1, 2)
+        assert all(a.dtype == "float32" for a in block_state(dropping))
+    finally:
+        keras.config.set_dtype_policy("float32")
 
 
 # ----------------------------------------------------------------- inference
@@ -246,20 +318,6 @@ def test_independent_sampling_keeps_each_block_on_its_own():
 def per_block_nonzero(grads):
     """Blocks with a non-zero gradient in any stacked weight, as a boolean `(n,)`."""
     return np.any([np.any(g.reshape(len(g), -1) != 0, axis=1) for g in grads], axis=0)
-
-
-def composed(units, blocks):
-    """The units of `blocks`, in that order, as one model (the others are not run)."""
-    return keras.Sequential([keras.Input(SHAPE[1:])] + [units.layers[i] for i in blocks])
-
-
-def unit_states(stack, units):
-    """The units' BN statistics, stacked like the stack's."""
-    by_path = {}
-    for unit in units.layers:
-        for variable in unit.non_trainable_weights:
-            by_path.setdefault(variable.path.split("/", 1)[1], []).append(to_numpy(variable))
-    return [np.stack(by_path[path]) for path in stack.block_weight_paths[-4:]]
 
 
 def test_dropped_blocks_are_untouched_and_kept_blocks_run_in_order(rng):
