@@ -74,7 +74,8 @@ class ResidualStack(keras.layers.Layer):
     Example:
 
     >>> branch = keras.Sequential(
-    ...     [keras.layers.Dense(8, name="fc1"), keras.layers.ReLU(), keras.layers.Dense(8, name="fc2")],
+    ...     [keras.layers.Dense(8, name="fc1"), keras.layers.ReLU(),
+    ...      keras.layers.Dense(8, name="fc2")],
     ...     name="f",
     ... )
     >>> stack = ResidualStack(branch, 6, survival_probabilities=0.5, seed=1, name="stage")
@@ -217,10 +218,11 @@ class ResidualStack(keras.layers.Layer):
         index = validation.integer_in_range(index, "index", 0, self.num_blocks - 1)
         if len(weights) != len(self._stacked):
             raise ValueError(
-                f"`weights` must hold {len(self._stacked)} arrays ({', '.join(self.block_weight_paths)}), "
-                f"received: {len(weights)}."
+                f"`weights` must hold {len(self._stacked)} arrays "
+                f"({', '.join(self.block_weight_paths)}), received: {len(weights)}."
             )
         for variable, value, path in zip(self._stacked, weights, self.block_weight_paths):
+            value = ops.convert_to_numpy(value)  # nested lists and tensors too
             if tuple(value.shape) != tuple(variable.shape[1:]):
                 raise ValueError(
                     f"`weights` for {path!r} must have shape {tuple(variable.shape[1:])}, "

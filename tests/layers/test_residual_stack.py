@@ -19,7 +19,6 @@ from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.layers import linear_decay
 from keras_deepblocks.utils.gradients import gradient_function
 from keras_deepblocks.utils.gradients import gradients
-from layer_testing import SubclassedModel
 from layer_testing import run_layer_test
 
 BACKEND = keras.backend.backend()
@@ -156,7 +155,8 @@ def test_stack_equals_separate_units_exactly(rng):
 def test_a_frozen_stack_equals_frozen_units(rng):
     """`trainable = False` (fine-tuning): BN normalizes with its moving statistics and keeps
     them in training calls, as in frozen ResidualUnits, with or without drops; also after
-    a config round trip. The template's BN layers trained on (batch statistics, updates)."""
+    a config round trip. The freeze did not reach the template's BN layers, which went on
+    normalizing with batch statistics and updating the moving ones."""
     x = rng.normal(size=SHAPE).astype("float32")
     for probabilities in (None, [0.9, 0.5]):
         stack = conv_stack(2, rng, survival_probabilities=probabilities, seed=1)
@@ -215,7 +215,8 @@ def test_mixed_precision_stack_equals_separate_units(policy, rng):
 
 
 def numpy_reference(stack, x, scales):
-    """`x <- relu(x + scale_l f_l(x))` block by block, `f_l` the branch of a unit with block l's weights."""
+    """`x <- relu(x + scale_l f_l(x))` block by block in float64; `f_l` is the branch of a
+    `ResidualUnit` holding block l's weights."""
     units = units_like(stack, range(stack.num_blocks))
     x = x.astype("float64")
     for unit, scale in zip(units.layers, scales):
@@ -614,6 +615,19 @@ def test_only_the_stacked_weights_are_counted_and_saved(tmp_path):
     assert len(sizes) == 10 and sum(sizes) == 5 * per_block, sizes
 
 
+def test_the_templates_regularizers_act_on_every_block():
+    template = keras.Sequential(
+        [layers.Dense(6, kernel_regularizer=keras.regularizers.L2(0.1), name="fc")], name="f"
+    )
+    stack = ResidualStack(template, 3)
+    stack.build((2, 6))
+    expected = sum(
+        0.1 * np.sum(stack.get_block_weights(i)[0].astype("float64") ** 2) for i in range(3)
+    )
+    assert len(stack.losses) == 1
+    np.testing.assert_allclose(float(to_numpy(stack.losses[0])), expected, rtol=1e-6)
+
+
 def test_weight_paths_are_the_blocks_own_after_loading_too(tmp_path):
     """Paths name stacked weights in converted checkpoints: `<stack>/<layer>_<weight>`.
 
@@ -689,3 +703,19 @@ def test_survival_probabilities_may_be_a_numpy_array():
 def test_blocks_the_stack_cannot_hold_are_refused_when_built(block, match):
     with pytest.raises(ValueError, match=match):
         ResidualStack(block, 3)(np.ones((2, 6), "float32"))
+
+
+def test_block_weights_are_set_and_read_by_block_and_checked():
+    stack = ResidualStack(layers.Dense(2, name="fc"), 3, name="stage")
+    stack.build((1, 2))
+    stack.set_block_weights(1, [[[1.0, 2.0], [3.0, 4.0]], [0.5, -0.5]])  # lists too
+    kernel, bias = stack.get_block_weights(1)
+    np.testing.assert_array_equal(kernel, [[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(to_numpy(stack.weights[1])[1], [0.5, -0.5])
+    assert not np.array_equal(stack.get_block_weights(0)[0], kernel)  # one block only
+    with pytest.raises(ValueError, match=r"must hold 2 arrays \(fc/kernel, fc/bias\)"):
+        stack.set_block_weights(0, [kernel])
+    with pytest.raises(ValueError, match=r"'fc/kernel' must have shape \(2, 2\)"):
+        stack.set_block_weights(0, [np.ones((2, 3)), bias])
+    with pytest.raises(ValueError, match="`index`"):
+        stack.get_block_weights(3)
