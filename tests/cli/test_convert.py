@@ -7,6 +7,7 @@ import pytest
 from deepblocks import main
 from keras_deepblocks.zoo import resnet20
 from keras_deepblocks.zoo.converters.resnet_cifar import torch_key
+from keras_deepblocks.zoo.converters.resnet_cifar import unit_weights
 from keras_deepblocks.zoo.resnet_cifar_presets import RESNET_CIFAR_PRESETS
 
 RESNET20 = "resnet20-12fca82f.th"
@@ -68,9 +69,8 @@ def test_convert_reads_modern_checkpoints_and_names_bad_ones(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     source = resnet20()
     state = {}  # the reference's layout, as DataParallel in torch >= 0.4.1 saves it
-    for variable in source.weights:
-        key = "module." + torch_key(variable.path)
-        value = keras.ops.convert_to_numpy(variable)
+    for path, value in unit_weights(source).items():
+        key = "module." + torch_key(path)
         value = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T
         state[key] = torch.from_numpy(np.ascontiguousarray(value))
         if key.endswith("running_var"):
