@@ -162,26 +162,16 @@ def residual_unit_gradient_checkpointing(rng):
 
 def residual_stack(rng):
     from keras_deepblocks.layers import ResidualStack
+    from keras_deepblocks.layers import ResidualUnit
 
     layers = keras.layers
-
-    def conv(name):
-        return layers.Conv2D(4, 3, padding="same", use_bias=False, name=name)
-
-    post = keras.Sequential(
-        [
-            conv("conv1"),
-            layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn1"),
-            layers.ReLU(name="relu1"),
-            conv("conv2"),
-            layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn2"),
-        ],
-        name="branch",
-    )
+    # A Sequential template: a post-activation unit's conv-BN-ReLU-conv-BN.
+    post = ResidualUnit(4).residual_branch()
     # A functional template, built from its own Input.
     branch_in = keras.Input((6, 6, 4))
     x = layers.ReLU()(layers.BatchNormalization(name="preact_bn")(branch_in))
-    pre = keras.Model(branch_in, conv("conv")(x), name="preact")
+    conv = layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")
+    pre = keras.Model(branch_in, conv(x), name="preact")
     inputs = keras.Input((6, 6, 4))
     x = ResidualStack(post, 3, [0.9, 0.7, 0.5], activation="relu", seed=3, name="layer1")(inputs)
     outputs = ResidualStack(

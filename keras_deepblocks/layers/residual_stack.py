@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_deepblocks.layers.stochastic_depth import RESCALE_MODES
 from keras_deepblocks.layers.stochastic_depth import fixed_count_keep_mask
+from keras_deepblocks.layers.stochastic_depth import has_value
 from keras_deepblocks.layers.stochastic_depth import kept_block_slots
 from keras_deepblocks.utils import validation
 
@@ -407,18 +408,7 @@ def _paths_in_block(block):
 
 def _concrete_count(keep):
     """How many blocks `keep` keeps, when its value is known (eager), else `None`."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        if tf.is_symbolic_tensor(keep):
-            return None
-    elif backend == "jax":
-        import jax
-
-        if isinstance(keep, jax.core.Tracer):
-            return None
-    elif backend == "torch" and keep.device.type == "meta":
+    if not has_value(keep):
         return None
     return int(ops.sum(ops.cast(keep, "int32")))
 

@@ -418,30 +418,39 @@ def _skip_method(keep, skip_strategy):
     if skip_strategy == "multiply":
         return "select"
     backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        if not tf.is_symbolic_tensor(keep):
-            return "python"
-        if skip_strategy == "auto" and _tensorflow_sees_an_accelerator():
-            return "select"
-        return "tf.cond"
-    if backend == "jax":
-        import jax
-
-        if not isinstance(keep, jax.core.Tracer):
-            return "python"
-        return "jax.cond" if skip_strategy == "skip" else "select"
+    if not has_value(keep):
+        if backend == "tensorflow":
+            if skip_strategy == "auto" and _tensorflow_sees_an_accelerator():
+                return "select"
+            return "tf.cond"
+        if backend == "jax":
+            return "jax.cond" if skip_strategy == "skip" else "select"
+        return "select"  # torch's shape inference
     if backend == "torch":
         import torch
 
-        if keep.device.type == "meta":  # shape inference
-            return "select"
         # Under torch.compile an `if` on a tensor splits the graph at every
         # block; "auto" keeps one graph there.
         if skip_strategy == "auto" and torch.compiler.is_compiling():
             return "select"
     return "python"
+
+
+def has_value(tensor):
+    """Whether `tensor` holds a value Python can read now (eager), rather than
+    being symbolic: in a TensorFlow graph, a JAX trace, torch's shape inference."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.is_symbolic_tensor(tensor)
+    if backend == "jax":
+        import jax
+
+        return not isinstance(tensor, jax.core.Tracer)
+    if backend == "torch":
+        return tensor.device.type != "meta"
+    return True
 
 
 def _tensorflow_sees_an_accelerator():

@@ -171,9 +171,10 @@ def assign_weights(model, weights, source):
             parameters (with both the Keras path and the checkpoint key).
     """
     targets = unit_variables(model)
-    variables = {path: _Slice(*target) for path, target in targets.items()}
-    missing = [path for path in variables if path not in weights]
-    unexpected = [path for path in weights if path not in variables]
+    # One unit's part of each variable: a row of a stacked one.
+    shapes = {path: tuple(v.shape)[0 if i is None else 1 :] for path, (v, i) in targets.items()}
+    missing = [path for path in shapes if path not in weights]
+    unexpected = [path for path in weights if path not in shapes]
     problems = []
     if missing:
         problems.append(
@@ -183,14 +184,14 @@ def assign_weights(model, weights, source):
         problems.append(
             f"the file has {len(unexpected)} weights the model lacks, e.g. " + _describe(unexpected)
         )
-    for path, variable in variables.items():
-        if path in weights and tuple(weights[path].shape) != tuple(variable.shape):
+    for path, shape in shapes.items():
+        if path in weights and tuple(weights[path].shape) != shape:
             problems.append(
                 f"{_name(path)} has shape {tuple(weights[path].shape)} in the file "
-                f"(Keras layout) but {tuple(variable.shape)} in the model"
+                f"(Keras layout) but {shape} in the model"
             )
     if problems:
-        hint = _depth_hint(weights, variables)
+        hint = _depth_hint(weights, shapes)
         raise WeightsMismatchError(
             f"{source} does not match model {model.name!r}{hint}: " + "; ".join(problems[:4]) + "."
         )
@@ -240,18 +241,14 @@ def unit_weights(model):
 
     The inverse of `assign_weights`, stacked stages or not.
     """
-    weights = {}
+    arrays, weights = {}, {}
     for path, (variable, index) in unit_variables(model).items():
-        value = keras.ops.convert_to_numpy(variable.value)
+        # Once per variable, not once per row of a stacked one.
+        if id(variable) not in arrays:
+            arrays[id(variable)] = keras.ops.convert_to_numpy(variable.value)
+        value = arrays[id(variable)]
         weights[path] = value if index is None else value[index]
     return weights
-
-
-class _Slice:
-    """The shape of one unit's part of a variable (all of it when `index` is None)."""
-
-    def __init__(self, variable, index):
-        self.shape = tuple(variable.shape)[0 if index is None else 1 :]
 
 
 def _depth_hint(weights, variables):
