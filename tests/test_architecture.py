@@ -29,6 +29,7 @@ LAYERS = [
     ("keras_deepblocks", 3),  # datasets, text, training: use layers, know no model
     ("keras_deepblocks.zoo", 4),
     ("keras_deepblocks.tuning", 5),
+    ("keras_deepblocks.experiments", 5),  # runs zoo models, writes figures
     ("deepblocks", 6),
 ]
 
