@@ -24,6 +24,7 @@ from keras_deepblocks.layers import CharCNN
 from keras_deepblocks.layers import CharacterIds
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import HighwayConv2D
+from keras_deepblocks.layers import HighwayStack
 from keras_deepblocks.layers import ResidualStack
 from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.layers import StochasticDepth
@@ -38,6 +39,7 @@ __all__ = [
     "CharCNN",
     "Highway",
     "HighwayConv2D",
+    "HighwayStack",
     "initializers",
     "layers",
     "linear_decay",

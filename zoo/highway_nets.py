@@ -4,6 +4,8 @@ import keras
 
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import HighwayConv2D
+from keras_deepblocks.layers import HighwayStack
+from keras_deepblocks.initializers import highway_transform_bias
 from keras_deepblocks.utils import validation
 
 
@@ -12,54 +14,67 @@ def highway_mlp(
     num_classes,
     depth=50,
     width=50,
-    transform_bias=-2.0,
+    transform_bias=None,
     activation="relu",
+    stacked=True,
     name="highway_mlp",
 ):
     """A classifier of `depth` `Highway` layers of `width` units.
 
     A Dense layer projects the flattened input to `width` (highway layers keep
-    their width), then come the highway layers and a softmax classifier.
+    their width), then come the highway layers and a softmax classifier. By
+    default the highway layers are one `HighwayStack` named `highway` (a
+    1000-layer network builds in seconds) whose gates start at
+    `highway_transform_bias(depth)`, which keeps the signal and the gradient
+    through the stack at any depth.
 
     Args:
         input_shape: Shape of one example, without the batch axis.
         num_classes: Number of classes of the softmax output.
         depth: Number of highway layers. Defaults to `50`.
         width: Units of every layer. Defaults to `50`.
-        transform_bias: Initial gate bias of every highway layer. Defaults to
-            `-2.0`.
+        transform_bias: Initial gate bias of every highway layer, or `None`
+            (default) for `highway_transform_bias(depth)` (`-ln(depth)`).
         activation: Activation of the projection and highway transforms.
+        stacked: Whether the highway layers are one `HighwayStack` (default)
+            or `depth` separate `Highway` layers `highway_0`, `highway_1`, ...
+            (the same network; a few hundred separate layers exceed Python's
+            recursion limit in Keras's graph walk).
         name: Model name.
+
+    Example:
+
+    >>> model = highway_mlp((64,), 10, depth=1000)
+    >>> [(w.path, tuple(w.shape)) for w in model.get_layer("highway").weights]
+    [('highway/kernel', (1000, 50, 100)), ('highway/bias', (1000, 100))]
     """
-    return _mlp(
-        input_shape,
-        num_classes,
-        depth,
-        width,
-        lambda i: Highway(activation, transform_bias=transform_bias, name=f"highway_{i}"),
-        activation,
-        name,
-    )
+    depth = validation.positive_int(depth, "depth")
+    if transform_bias is None:
+        transform_bias = highway_transform_bias(depth)
+    if validation.boolean(stacked, "stacked"):
+        layers = [HighwayStack(depth, activation, transform_bias=transform_bias, name="highway")]
+    else:
+        layers = [
+            Highway(activation, transform_bias=transform_bias, name=f"highway_{i}")
+            for i in range(depth)
+        ]
+    return _mlp(input_shape, num_classes, width, layers, activation, name)
 
 
 def plain_mlp(input_shape, num_classes, depth=50, width=50, activation="relu", name="plain_mlp"):
     """The plain counterpart of `highway_mlp`: `depth` Dense layers of `width` units."""
-    return _mlp(
-        input_shape,
-        num_classes,
-        depth,
-        width,
-        lambda i: keras.layers.Dense(
-            width, activation=activation, kernel_initializer="he_normal", name=f"dense_{i}"
-        ),
-        activation,
-        name,
-    )
-
-
-def _mlp(input_shape, num_classes, depth, width, make_layer, activation, name):
-    num_classes = validation.positive_int(num_classes, "num_classes")
     depth = validation.positive_int(depth, "depth")
+    layers = [
+        keras.layers.Dense(
+            width, activation=activation, kernel_initializer="he_normal", name=f"dense_{i}"
+        )
+        for i in range(depth)
+    ]
+    return _mlp(input_shape, num_classes, width, layers, activation, name)
+
+
+def _mlp(input_shape, num_classes, width, layers, activation, name):
+    num_classes = validation.positive_int(num_classes, "num_classes")
     width = validation.positive_int(width, "width")
     # Functional, not Sequential: a loaded Sequential loses the model's name from
     # its weight paths (Keras 3.15), and its load error repeats the whole config.
@@ -68,8 +83,8 @@ def _mlp(input_shape, num_classes, depth, width, make_layer, activation, name):
     x = keras.layers.Dense(
         width, activation=activation, kernel_initializer="he_normal", name="projection"
     )(x)
-    for i in range(depth):
-        x = make_layer(i)(x)
+    for layer in layers:
+        x = layer(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
     return keras.Model(inputs, outputs, name=name)
 
@@ -79,7 +94,7 @@ def highway_conv_net(
     num_classes,
     depth=9,
     filters=(16, 32, 64),
-    transform_bias=-2.0,
+    transform_bias=None,
     activation="relu",
     name="highway_conv_net",
 ):
@@ -97,8 +112,8 @@ def highway_conv_net(
         depth: Number of highway layers in all; a multiple of `len(filters)`.
             Defaults to `9`.
         filters: Channels of each stage. Defaults to `(16, 32, 64)`.
-        transform_bias: Initial gate bias of every highway layer. Defaults to
-            `-2.0`.
+        transform_bias: Initial gate bias of every highway layer, or `None`
+            (default) for `highway_transform_bias(depth)` (`-ln(depth)`).
         activation: Activation of the convolutions and highway transforms.
         name: Model name.
 
@@ -108,6 +123,8 @@ def highway_conv_net(
     >>> model.output_shape
     (None, 10)
     """
+    if transform_bias is None:
+        transform_bias = highway_transform_bias(depth)
     return _conv_net(
         input_shape,
         num_classes,

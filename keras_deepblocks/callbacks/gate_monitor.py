@@ -3,6 +3,7 @@ from keras import ops
 
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import HighwayConv2D
+from keras_deepblocks.layers import HighwayStack
 
 
 class GateMonitor(keras.callbacks.Callback):
@@ -13,7 +14,8 @@ class GateMonitor(keras.callbacks.Callback):
     the biases shows which layers learn to transform and which keep carrying
     their input. The mean over all highway layers goes into the epoch logs as
     `transform_bias`; the per-layer means of every epoch are kept in
-    `self.history`.
+    `self.history`, by layer name (`"highway/3"` for layer 3 of a
+    `HighwayStack` named `highway`).
 
     Example:
 
@@ -34,11 +36,13 @@ class GateMonitor(keras.callbacks.Callback):
         self.history = []
 
     def on_epoch_end(self, epoch, logs=None):
-        biases = {
-            layer.name: float(ops.convert_to_numpy(ops.mean(transform_bias(layer))))
-            for layer in self.model._flatten_layers(include_self=False)
-            if isinstance(layer, (Highway, HighwayConv2D))
-        }
+        biases = {}
+        for layer in self.model._flatten_layers(include_self=False):
+            if isinstance(layer, HighwayStack):
+                means = ops.convert_to_numpy(ops.mean(transform_bias(layer), axis=-1))
+                biases.update({f"{layer.name}/{i}": float(m) for i, m in enumerate(means)})
+            elif isinstance(layer, (Highway, HighwayConv2D)):
+                biases[layer.name] = float(ops.convert_to_numpy(ops.mean(transform_bias(layer))))
         if not biases:
             return
         self.history.append(biases)
@@ -47,6 +51,11 @@ class GateMonitor(keras.callbacks.Callback):
 
 
 def transform_bias(layer):
-    """The transform-gate half `b_t` of a highway layer's fused bias `[b_h | b_t]`."""
-    width = layer.bias.shape[0] // 2
-    return layer.bias[width:]
+    """The transform-gate half `b_t` of a highway layer's fused bias `[b_h | b_t]`.
+
+    For a `HighwayStack`, whose bias is `(num_layers, 2 * width)`, each
+    layer's: `(num_layers, width)`.
+    """
+    bias = layer.weights[1] if isinstance(layer, HighwayStack) else layer.bias
+    width = bias.shape[-1] // 2
+    return bias[..., width:]

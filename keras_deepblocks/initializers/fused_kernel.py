@@ -40,8 +40,11 @@ def _independent_copy(initializer):
 
     Keras initializers seeded with an int (or unseeded, which fixes a random
     int at construction) repeat their draw on every call, so the copy takes
-    the next seed: still deterministic, but the two halves differ.
+    the next seed: still deterministic, but the two halves differ. One seeded
+    with a `SeedGenerator` draws anew at each call already: it is its own copy.
     """
+    if isinstance(getattr(initializer, "seed", None), keras.random.SeedGenerator):
+        return initializer
     config = initializer.get_config()
     if isinstance(config.get("seed"), int):
         config["seed"] += 1

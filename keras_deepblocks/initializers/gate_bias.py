@@ -1,3 +1,5 @@
+import math
+
 import keras
 from keras import ops
 
@@ -49,3 +51,43 @@ class GateBias(keras.initializers.Initializer):
         if "gate_value" in config:  # files saved by version 0.1.0
             config["transform_bias"] = config.pop("gate_value")
         return cls(**config)
+
+
+def highway_transform_bias(depth, total_transform=1.0):
+    """The transform-gate bias that lets a stack of `depth` highway layers carry its signal.
+
+    A fresh highway layer maps `x` to about `T H(x) + (1 - T) x`. With `T`
+    fixed, a stack of `L` layers keeps a fraction `(1 - T)^L` of its input on
+    the carry path, and for an `H(x)` unaligned with `x` each layer scales the
+    signal by about `sqrt(T^2 + (1 - T)^2)`: a bias that suits 10 layers
+    (`-1` to `-3`, as in the Highway paper) leaves nothing of the signal, or
+    of the gradient, at 100 or 1000 layers. This bias,
+    `b_t = log(total_transform / depth)`, opens each gate to
+    `T = c / (L + c)` (`c = total_transform`): the stack as a whole transforms
+    by `sum(T_l) ~ c` and carries `prod(1 - T_l) = (L / (L + c))^L > e^{-c}`
+    of its input, whatever the depth. For 10 layers it gives -2.3, in the
+    paper's range; -4.6 for 100 and -6.9 for 1000.
+
+    Args:
+        depth: Number of highway layers in the stack, a positive int.
+        total_transform: `c`, the sum of the initial gate values over the
+            stack, a positive number. Defaults to `1.0`.
+
+    Returns:
+        The initial gate bias, a float, for every layer of the stack.
+
+    Example:
+
+    >>> round(highway_transform_bias(100), 3)
+    -4.605
+    >>> from keras_deepblocks.layers import Highway
+    >>> model = keras.Sequential(
+    ...     [keras.Input((8,))]
+    ...     + [Highway(transform_bias=highway_transform_bias(20)) for _ in range(20)]
+    ... )
+    """
+    depth = validation.positive_int(depth, "depth")
+    total_transform = validation.float_in_range(
+        total_transform, "total_transform", 0.0, None, low_open=True
+    )
+    return math.log(total_transform / depth)

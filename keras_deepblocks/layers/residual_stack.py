@@ -1,3 +1,4 @@
+import copy
 import math
 
 import keras
@@ -183,7 +184,7 @@ class ResidualStack(keras.layers.Layer):
         training = validation.training(training)
         if training and self._drops:
             return self._call_kept_blocks(inputs)
-        return self._call_all_blocks(inputs, training)
+        return self._call_all_blocks(inputs, training)[-1]
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -209,6 +210,16 @@ class ResidualStack(keras.layers.Layer):
         config["block"] = keras.layers.deserialize(config["block"])
         return cls(**config)
 
+    def block_outputs(self, inputs):
+        """The output of every block in turn, in inference: a list of `num_blocks` tensors.
+
+        What diagnostics look at inside the stack (the signal or the gates of
+        each block); the last one is what calling the stack returns.
+        """
+        if not self.built:
+            self.build(tuple(inputs.shape))
+        return self._call_all_blocks(ops.convert_to_tensor(inputs, self.compute_dtype), False)
+
     def get_block_weights(self, index):
         """Block `index`'s weights as NumPy arrays, in the order of `block_weight_paths`."""
         index = validation.integer_in_range(index, "index", 0, self.num_blocks - 1)
@@ -232,7 +243,7 @@ class ResidualStack(keras.layers.Layer):
             variable.assign(ops.scatter_update(variable.value, [[index]], value[None]))
 
     def _call_all_blocks(self, inputs, training):
-        """Every block in turn, on weights sliced with static indices."""
+        """Every block in turn, on weights sliced with static indices: their outputs."""
         stacked = [v.value for v in self._stacked]
         if training:
             # Copies of the statistics: on torch `unstack` gives views of the
@@ -243,15 +254,16 @@ class ResidualStack(keras.layers.Layer):
         scales = [1.0] * self.num_blocks
         if not training and self.survival_probabilities and self.rescale == "inference":
             scales = self.survival_probabilities
-        x, new_states = inputs, []
+        x, outputs, new_states = inputs, [], []
         for index in range(self.num_blocks):
             values = [weights[index] for weights in per_block]
             x, state = self._run_block(x, values, training, scales[index])
+            outputs.append(x)
             new_states.append(state)
         if training:
             for k, variable in enumerate(self._stacked[self._num_trainable :]):
                 variable.assign(ops.stack([state[k] for state in new_states]))
-        return x
+        return outputs
 
     def _call_kept_blocks(self, inputs):
         """The kept blocks in fixed slots: gathered weights, one scatter of the statistics."""
@@ -369,13 +381,26 @@ def _advancing(initializer):
 
     Keras's random initializers draw the same values at every call (an unseeded
     one picks its seed once, when made); given a `SeedGenerator` (from their
-    integer seed, if any) they draw anew each time, reproducibly.
+    integer seed, if any) they draw anew each time, reproducibly. Initializers
+    made of initializers (`FusedKernel`, `GateBias`) advance each part.
     """
     config = initializer.get_config() if hasattr(initializer, "get_config") else {}
-    if "seed" not in config or isinstance(config["seed"], dict):
+    if "seed" in config:
+        if isinstance(config["seed"], dict):  # already a SeedGenerator
+            return initializer
+        generator = keras.random.SeedGenerator(config["seed"])
+        return type(initializer).from_config({**config, "seed": generator})
+    parts = {
+        name: value
+        for name, value in vars(initializer).items()
+        if isinstance(value, keras.initializers.Initializer)
+    }
+    if not parts:
         return initializer
-    generator = keras.random.SeedGenerator(config["seed"])
-    return type(initializer).from_config({**config, "seed": generator})
+    advancing = copy.copy(initializer)
+    for name, part in parts.items():
+        setattr(advancing, name, _advancing(part))
+    return advancing
 
 
 def _stacked_initializer(draw, num_blocks):

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from keras_deepblocks.layers import Highway
+from keras_deepblocks.layers import HighwayStack
 from keras_deepblocks.layers import ResidualStack
 from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.zoo import registry
@@ -55,8 +55,9 @@ def test_build_model_builds_each_kind_by_name():
     assert resnet.name == "resnet14" and len(stages) == 5 and resnet.output_shape == (None, 7)
     assert stages[-1].survival_probabilities[-1] == pytest.approx(0.5)
     mlp = registry.build_model("highway_mlp", (8, 8), 3, depth=4, width=6, transform_bias=-1.5)
-    highways = [layer for layer in mlp.layers if isinstance(layer, Highway)]
-    assert len(highways) == 4 and mlp.output_shape == (None, 3)
+    stack = mlp.get_layer("highway")
+    assert isinstance(stack, HighwayStack) and mlp.output_shape == (None, 3)
+    assert stack.num_layers == 4 and stack.initial_transform_bias == -1.5
     assert registry.get_builder("plain_conv_net").__name__ == "plain_conv_net"
 
 
