@@ -165,7 +165,12 @@ def probe_data(data, callback_name, needs_targets=False):
             f"{_describe(data)} ({error})."
         ) from None
     arrays = [v for v in keras.tree.flatten((x, y)) if v is not None]
-    sizes = {np.shape(v)[0] if np.ndim(v) else 0 for v in arrays}
+    if not all(np.ndim(v) for v in arrays):
+        raise TypeError(
+            f"`data` of {callback_name} must hold arrays or tensors with a batch axis, "
+            f"received: {_describe(data)}."
+        )
+    sizes = {np.shape(v)[0] for v in arrays}
     if 0 in sizes or len(sizes) != 1:
         raise ValueError(
             f"`data` of {callback_name} must hold one or more examples, the same number in "
