@@ -1,7 +1,9 @@
 """Train a plain and a highway MLP of equal depth on scikit-learn's digits and compare them.
 
-Shows the Highway paper's point in a few minutes on a CPU: at 50 layers, the
-plain network barely trains while the highway network does. No download: the
+Shows the Highway paper's point in a few minutes on a CPU: at 50 or 100
+layers, the plain network stays at chance while the highway network trains
+as well as a 10-layer one. The highway gates start at -ln(depth)
+(keras_deepblocks.initializers.highway_transform_bias). No download: the
 data ships with scikit-learn. The training is keras_deepblocks.training.compare.
 """
 
@@ -35,8 +37,8 @@ def add_arguments(parser):
     parser.add_argument(
         "--transform-bias",
         type=finite_float,
-        default=-3.0,
-        help="initial highway gate bias (default: -3)",
+        default=None,
+        help="initial highway gate bias (default: -ln(depth), which keeps the signal at any depth)",
     )
     parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
     parser.add_argument(
@@ -65,6 +67,7 @@ def check(args):
 def run(args):
     from keras_deepblocks import datasets
     from keras_deepblocks import training
+    from keras_deepblocks.initializers import highway_transform_bias
     from keras_deepblocks.utils import files
     from keras_deepblocks.zoo.highway_nets import highway_mlp
     from keras_deepblocks.zoo.highway_nets import plain_mlp
@@ -75,10 +78,16 @@ def run(args):
     builders = {
         "plain": lambda: plain_mlp(shape, 10, args.depth, args.width),
         "highway": lambda: highway_mlp(
-            shape, 10, args.depth, args.width, transform_bias=args.transform_bias
+            shape, 10, args.depth, args.width, transform_bias=bias
         ),
     }
-    print(f"plain and highway networks, {args.depth} layers of {args.width} units")
+    bias = args.transform_bias
+    if bias is None:
+        bias = highway_transform_bias(args.depth)
+    print(
+        f"plain and highway networks, {args.depth} layers of {args.width} units "
+        f"(highway gate bias {bias:.2f})"
+    )
     results = training.compare(
         builders,
         data,
