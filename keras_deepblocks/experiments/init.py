@@ -360,13 +360,10 @@ def plot(results, path):
     for name, variant in results["variants"].items():
         color = COLORS.get(name)
         measured = _as_array(variant["gradient_variance"])
-        ratio = variant["gradient_ratio"]
-        gradients.plot(
-            blocks,
-            measured,
-            color=color,
-            label=f"{variant['label']}: first/last = {_number(ratio)}",
-        )
+        label = f"{variant['label']}: first/last {_number(variant['gradient_ratio'])}"
+        if variant.get("theory_ratio") is not None:
+            label += f" (theory {_number(variant['theory_ratio'])})"
+        gradients.plot(blocks, measured, color=color, label=label)
         if variant.get("theory") is not None:
             gradients.plot(blocks, _as_array(variant["theory"]), "--", color=color, linewidth=1)
         loss = _as_array(variant["train_loss"])
@@ -374,6 +371,7 @@ def plot(results, path):
         label = f"{variant['label']}: final {_number(variant['final_loss'])}"
         if variant["diverged_epoch"] is not None:
             label = f"{variant['label']}: not finite from epoch {variant['diverged_epoch']}"
+        label += f", test accuracy {_number(variant['test_accuracy'])}"
         losses.plot(epochs, loss, "o-", color=color, markersize=3, label=label)
         finite = np.flatnonzero(np.isfinite(loss))
         if variant["diverged_epoch"] is not None and len(finite):
