@@ -320,13 +320,19 @@ class ProbeCallback(keras.callbacks.Callback):
         raise NotImplementedError
 
 
-def epoch_colors(epochs):
-    """One color per recorded epoch, from a sequential colormap (dark: early, light: late)."""
+def epoch_colormap():
+    """Viridis without its lightest yellow, which hardly shows on white."""
     import matplotlib
 
-    colormap = matplotlib.colormaps["viridis"]
+    colors = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, 256))
+    return matplotlib.colors.ListedColormap(colors, name="epochs")
+
+
+def epoch_colors(epochs):
+    """One color per recorded epoch, from a sequential colormap (dark: early, light: late)."""
+    colormap = epoch_colormap()
     last = max(max(epochs), 1)
-    return [colormap(0.9 * epoch / last) for epoch in epochs]
+    return [colormap(epoch / last) for epoch in epochs]
 
 
 def plot_profiles(axis, names, epochs, rows, ylabel, log=True, title=None):
@@ -349,7 +355,7 @@ def plot_profiles(axis, names, epochs, rows, ylabel, log=True, title=None):
         if log:  # a zero has no place on a log axis: drawn as a gap
             values = np.where(values > 0, values, np.nan)
         axis.plot(
-            positions, values, color=color, marker="." if len(names) <= 60 else None, label=label
+            positions, values, color=color, marker="." if len(names) <= 20 else None, label=label
         )
     if log:
         axis.set_yscale("log")
@@ -380,7 +386,7 @@ def epoch_legend(axis, epochs):
 
     last = max(max(epochs), 1)
     mappable = matplotlib.cm.ScalarMappable(
-        norm=matplotlib.colors.Normalize(0, last / 0.9), cmap="viridis"
+        norm=matplotlib.colors.Normalize(0, last), cmap=epoch_colormap()
     )
     colorbar = axis.figure.colorbar(mappable, ax=axis)
     colorbar.set_label("epoch")

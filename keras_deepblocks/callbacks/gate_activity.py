@@ -158,10 +158,10 @@ class GateActivity(ProbeCallback):
             self.epochs,
             rows["mean_gate"],
             "mean transform gate T",
-            log=False,
+            log=True,  # gates that carry sit near 0, open ones near 1
             title="Mean gate output per layer",
         )
-        mean.set_ylim(0, 1)
+        mean.set_ylim(top=1)
         plot_profiles(
             carry,
             names,
