@@ -156,7 +156,7 @@ def lesion_study(
     shuffle = mode in ("shuffle", "both")
     # Checked before any evaluation: a block that cannot be deleted fails at once.
     deletions = [block.deletion() for block in blocks] if delete else None
-    pairs = _swappable_pairs(blocks)
+    pairs = swappable_pairs(blocks)
     if shuffle:
         swaps = _checked_swaps(swaps, len(pairs))
 
@@ -443,7 +443,7 @@ def _is_variable(value):
     return isinstance(value, keras.Variable)
 
 
-def _swappable_pairs(blocks):
+def swappable_pairs(blocks):
     """`[(i, j)]`, `i < j`: the pairs of same-shaped blocks (identity shortcut, same weights)."""
     pairs = []
     for first, block in enumerate(blocks):
@@ -656,4 +656,11 @@ def _draw_shuffles(axis, results):
     axis.legend(loc="lower left", fontsize=8)
 
 
-__all__ = ["Block", "find_blocks", "lesion_figure", "lesion_study", "plot_lesion_study"]
+__all__ = [
+    "Block",
+    "find_blocks",
+    "lesion_figure",
+    "lesion_study",
+    "plot_lesion_study",
+    "swappable_pairs",
+]

@@ -22,8 +22,10 @@ import os
 import numpy as np
 
 from keras_deepblocks import datasets
+from keras_deepblocks.diagnostics.lesion import find_blocks
 from keras_deepblocks.diagnostics.lesion import lesion_study
 from keras_deepblocks.diagnostics.lesion import plot_lesion_study
+from keras_deepblocks.diagnostics.lesion import swappable_pairs
 from keras_deepblocks.utils import validation
 from keras_deepblocks.zoo.resnet_cifar import resnet_cifar
 
@@ -67,8 +69,8 @@ def run(
         num_images: How many images (a random subset); `None` for all (200
             when `small`).
         trials: Random draws per number of swaps (default 5; 2 when `small`).
-        swaps: Numbers of swaps (default `(1, 2, 4, 8, 16)`; `(2, 8)` when
-            `small`).
+        swaps: Numbers of swaps (default: those of `(1, 2, 4, 8, 16)`, or
+            of `(2, 8)` when `small`, that the network has pairs for).
         batch_size: Images per predict batch. Defaults to `250`.
         data_dir: tensorflow-datasets data directory for `"cifar10"`.
 
@@ -96,13 +98,16 @@ def run(
             f"weights file, received: {weights!r} of type {type(weights).__name__}."
         )
     model = resnet_cifar(depth, weights="cifar10" if weights is None else os.fspath(weights))
+    if swaps is None:  # those the network allows: ResNet-20 has 5 pairs to swap, ResNet-56 84
+        pairs = len(swappable_pairs(find_blocks(model)))
+        swaps = [k for k in settings["swaps"] if k <= pairs]
     results = lesion_study(
         model,
         x,
         y,
         mode="both",
         trials=settings["trials"] if trials is None else trials,
-        swaps=settings["swaps"] if swaps is None else swaps,
+        swaps=swaps,
         batch_size=batch_size,
         seed=seed,
         verbose=verbose,
@@ -121,27 +126,36 @@ def run(
 
 def load_images(dataset="cifar10", images=None, data_dir=None):
     """`(images, labels, source)`: raw uint8 pixels, int labels, and where they came from."""
-    if images is not None and not isinstance(images, (str, os.PathLike)):
-        if not isinstance(images, (tuple, list)) or len(images) != 2:
-            raise TypeError(
-                "`images` must be None, the path of a .npz file with `images` and `labels`, "
-                f"or a pair (images, labels), received: {type(images).__name__}."
-            )
-        x, y = np.asarray(images[0]), np.asarray(images[1])
-        return x, y, "given images"
-    path = images if images is not None else dataset
-    if isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".npz"):
-        return _npz_images(os.fspath(path))
-    if dataset == "cifar10" and images is None:
+    if images is not None:
+        if isinstance(images, (tuple, list)) and len(images) == 2:
+            return np.asarray(images[0]), np.asarray(images[1]), "given images"
+        if _is_npz_path(images):
+            return _npz_images(os.fspath(images))
+        raise (TypeError if not isinstance(images, (str, os.PathLike)) else ValueError)(
+            "`images` must be None, the path of a .npz file with `images` and `labels`, or a "
+            f"pair (images, labels), received: {_describe(images)}."
+        )
+    if _is_npz_path(dataset):
+        return _npz_images(os.fspath(dataset))
+    if dataset == "cifar10":
         _, (x, y), _ = datasets.load_arrays("cifar10", data_dir=data_dir)
         return x, y, "CIFAR-10 test split"
-    argument = "images" if images is not None else "dataset"
     raise ValueError(
-        f"`{argument}` must be 'cifar10' (the CIFAR-10 test split, through "
-        "tensorflow-datasets) or the path of a .npz file with `images` and `labels` (such as "
-        "the fixture cifar10_partial/cifar10_train_4660.npz): the lesion study runs a "
-        f"CIFAR-10 ResNet, received: {path!r}."
+        "`dataset` must be 'cifar10' (the CIFAR-10 test split, through tensorflow-datasets) "
+        "or the path of a .npz file with `images` and `labels` (such as the fixture "
+        "cifar10_partial/cifar10_train_4660.npz): the lesion study runs a CIFAR-10 ResNet, "
+        f"received: {dataset!r}."
     )
+
+
+def _is_npz_path(value):
+    return isinstance(value, (str, os.PathLike)) and os.fspath(value).endswith(".npz")
+
+
+def _describe(value):
+    if isinstance(value, (str, os.PathLike)):
+        return repr(os.fspath(value))
+    return f"a {type(value).__name__}"
 
 
 def _npz_images(path):
