@@ -240,13 +240,13 @@ class Block:
         shapes: The shape of each weight.
     """
 
-    def __init__(self, name, branch, variables, downsampling, get, set_):
+    def __init__(self, name, root, branch, variables, downsampling, get, set_):
         self.name = name
         self.branch = branch
         self.downsampling = downsampling
         self._variables = variables
         self._get, self._set = get, set_
-        names = _weight_names(branch)
+        names = _weight_names(root)
         self.keys = _unique([names.get(id(v), v.name) for v in variables])
         self.shapes = [tuple(v.shape) for v in variables]
 
@@ -319,7 +319,9 @@ def _unit_block(unit):
 
 
 def _layer_block(layer, branch, name, downsampling):
-    return Block(name, branch, layer.weights, downsampling, layer.get_weights, layer.set_weights)
+    return Block(
+        name, layer, branch, layer.weights, downsampling, layer.get_weights, layer.set_weights
+    )
 
 
 def _stack_blocks(stack, names_so_far):
@@ -338,6 +340,7 @@ def _stack_blocks(stack, names_so_far):
         blocks.append(
             Block(
                 f"{stack.name}_{offset + index}",
+                template,
                 template,
                 variables,
                 False,

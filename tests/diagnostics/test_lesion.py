@@ -134,6 +134,23 @@ def test_stacked_and_per_unit_layouts_give_the_same_study(tmp_path):
     assert min(expected["delete"]) < 0.9  # the lesions change the predictions
 
 
+@pytest.mark.parametrize("preactivation", [False, True], ids=["post", "pre"])
+def test_units_and_stack_blocks_name_their_weights_alike(preactivation):
+    """What lets a unit and a block of a stack of its branch swap weights."""
+    signatures = {}
+    for stacked in (False, True):
+        model = resnet_cifar(
+            14, input_shape=(8, 8, 3), preactivation=preactivation, stacked_stages=stacked
+        )
+        blocks = lesion_module.find_blocks(model)
+        signatures[stacked] = [block.signature for block in blocks]
+        block = blocks[0]
+        assert len(set(block.keys)) == len(block.keys) == len(block.get_weights())
+    assert signatures[False] == signatures[True]
+    keys = dict(signatures[True][0])
+    assert ("conv2/kernel" in keys) and (("preact_bn/gamma" in keys) == preactivation)
+
+
 @pytest.mark.parametrize(
     "kwargs, channels",
     [
