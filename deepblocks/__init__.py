@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "evaluate": "deepblocks.evaluate",
     "tune": "deepblocks.tune",
     "convert": "deepblocks.convert",
+    "experiment": "deepblocks.experiment",
 }
 # Optional packages and the extra of keras-deepblocks that installs them.
 EXTRAS = {

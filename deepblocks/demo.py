@@ -77,9 +77,7 @@ def run(args):
     shape = data[0][0].shape[1:]
     builders = {
         "plain": lambda: plain_mlp(shape, 10, args.depth, args.width),
-        "highway": lambda: highway_mlp(
-            shape, 10, args.depth, args.width, transform_bias=bias
-        ),
+        "highway": lambda: highway_mlp(shape, 10, args.depth, args.width, transform_bias=bias),
     }
     bias = args.transform_bias
     if bias is None:

@@ -20,6 +20,10 @@ from keras_deepblocks import callbacks
 from keras_deepblocks import initializers
 from keras_deepblocks import layers
 from keras_deepblocks import metrics
+from keras_deepblocks.callbacks import GateActivity
+from keras_deepblocks.callbacks import GateMonitor
+from keras_deepblocks.callbacks import GradientFlow
+from keras_deepblocks.callbacks import SignalRMS
 from keras_deepblocks.layers import CharCNN
 from keras_deepblocks.layers import CharacterIds
 from keras_deepblocks.layers import Highway
@@ -37,6 +41,9 @@ __all__ = [
     "callbacks",
     "CharacterIds",
     "CharCNN",
+    "GateActivity",
+    "GateMonitor",
+    "GradientFlow",
     "Highway",
     "HighwayConv2D",
     "HighwayStack",
@@ -47,5 +54,6 @@ __all__ = [
     "Perplexity",
     "ResidualStack",
     "ResidualUnit",
+    "SignalRMS",
     "StochasticDepth",
 ]

@@ -182,6 +182,32 @@ def load_arrays(name="digits", image_size=None, data_dir=None, download=True, se
     return (x_train, y_train), (x_test, y_test), num_classes
 
 
+def load_vectors(name="digits", data_dir=None, seed=0):
+    """A dataset as flat float32 vectors in `[0, 1]`, for MLPs.
+
+    Returns `((x_train, y_train), (x_test, y_test), num_classes)`; the digits
+    are the `(n, 64)` of `load_digits`, other datasets' images are flattened.
+
+    Args:
+        name: `"digits"` (offline) or another name of `DATASETS`, loaded
+            through tensorflow-datasets.
+        data_dir: tensorflow-datasets data directory, or `None` for its
+            default.
+        seed: Seed of the digits' split.
+    """
+    validation.one_of(name, "name", DATASETS)
+    if name == "digits":
+        return (*load_digits(seed=seed), 10)
+    (x_train, y_train), (x_test, y_test), num_classes = load_arrays(
+        name, data_dir=data_dir, seed=seed
+    )
+
+    def flat(images):
+        return (np.asarray(images, dtype="float32") / 255.0).reshape(len(images), -1)
+
+    return (flat(x_train), y_train), (flat(x_test), y_test), num_classes
+
+
 def load_digits(test_fraction=0.2, seed=0, images=False):
     """scikit-learn's 8x8 handwritten digits, scaled to `[0, 1]`, split in two.
 

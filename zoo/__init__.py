@@ -24,6 +24,7 @@ from keras_deepblocks.zoo.highway_nets import highway_mlp
 from keras_deepblocks.zoo.highway_nets import plain_conv_net
 from keras_deepblocks.zoo.highway_nets import plain_mlp
 from keras_deepblocks.zoo.registry import build_model
+from keras_deepblocks.zoo.residual_mlp import residual_mlp
 from keras_deepblocks.zoo.registry import get_builder
 from keras_deepblocks.zoo.registry import model_names
 from keras_deepblocks.zoo.resnet_cifar import cifar_preprocess
@@ -56,5 +57,6 @@ __all__ = [
     "resnet44",
     "resnet56",
     "resnet_cifar",
+    "residual_mlp",
     "RESNET_CIFAR_PRESETS",
 ]

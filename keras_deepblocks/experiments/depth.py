@@ -23,7 +23,6 @@ from keras_deepblocks.zoo.highway_nets import plain_mlp
 
 FULL = {"depths": (10, 20, 50, 100), "highway_depths": (900,), "epochs": 15, "deep_stack": 1000}
 SMALL = {"depths": (10, 20, 50), "highway_depths": (), "epochs": 8, "deep_stack": 1000}
-CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over the 10 digits
 
 
 def run(
@@ -38,6 +37,7 @@ def run(
     batch_size=64,
     learning_rate=0.05,
     deep_stack=None,
+    data_dir=None,
 ):
     """Trains plain and highway MLPs at each depth; measures a very deep highway stack.
 
@@ -46,7 +46,9 @@ def run(
             (about a minute on one core) instead of 10, 20, 50, 100 (and a
             900-layer highway net) for 15 epochs.
         seed: Seed of the data split, the weights and the batches.
-        dataset: `"digits"`, the only one: scikit-learn's 8x8 digits, built in.
+        dataset: `"digits"` (scikit-learn's 8x8 digits, built in; the
+            default) or another name of `keras_deepblocks.datasets.DATASETS`
+            (through tensorflow-datasets, images flattened).
         verbose: Keras's progress mode.
         depths: Depths of both kinds of network; defaults by `small`.
         highway_depths: Further depths for highway nets only.
@@ -54,6 +56,8 @@ def run(
         epochs, batch_size, learning_rate: The training of every network.
         deep_stack: Depth of the highway MLP whose build time and gradient
             are measured (`0` to skip); defaults to `1000`.
+        data_dir: tensorflow-datasets data directory (datasets other than
+            the digits), or `None` for its default.
 
     Returns:
         A dict of plain numbers: `runs`, one entry per network
@@ -63,7 +67,7 @@ def run(
         absolute bias gradient over the last one's, and `signal_ratio`: the
         stack's output RMS over its input's).
     """
-    validation.one_of(dataset, "dataset", ("digits",))
+    validation.one_of(dataset, "dataset", datasets.DATASETS)
     size = SMALL if small else FULL
     depths = _depths(size["depths"] if depths is None else depths, "depths")
     highway_depths = _depths(
@@ -72,14 +76,14 @@ def run(
     epochs = validation.positive_int(size["epochs"] if epochs is None else epochs, "epochs")
     deep_stack = size["deep_stack"] if deep_stack is None else deep_stack
     deep_stack = validation.integer_in_range(deep_stack, "deep_stack", 0)
-    data = datasets.load_digits(seed=seed)
+    *data, num_classes = datasets.load_vectors(dataset, data_dir, seed)
     shape = data[0][0].shape[1:]
 
     builders, networks = {}, []
     for network, network_depths in (("plain", depths), ("highway", depths + highway_depths)):
         for depth in network_depths:
             build = plain_mlp if network == "plain" else highway_mlp
-            builders[f"{network} {depth}"] = _builder(build, shape, depth, width)
+            builders[f"{network} {depth}"] = _builder(build, shape, num_classes, depth, width)
             networks.append((network, depth))
     trained = training.compare(
         builders,
@@ -110,11 +114,14 @@ def run(
         "learning_rate": learning_rate,
         "seed": seed,
         "runs": runs,
-        "deep_stack": measure_deep_stack(deep_stack, data, width, seed) if deep_stack else None,
+        "num_classes": num_classes,
+        "deep_stack": (
+            measure_deep_stack(deep_stack, data, num_classes, width, seed) if deep_stack else None
+        ),
     }
 
 
-def measure_deep_stack(depth, data, width=50, seed=0, batch_size=64):
+def measure_deep_stack(depth, data, num_classes, width=50, seed=0, batch_size=64):
     """Builds a `depth`-layer highway MLP and measures its gradient at initialization.
 
     Returns `{"depth", "build_seconds", "gradient_ratio", "signal_ratio"}`:
@@ -132,7 +139,7 @@ def measure_deep_stack(depth, data, width=50, seed=0, batch_size=64):
     keras.utils.set_random_seed(seed)
     (x_train, y_train), _ = data
     started = time.perf_counter()
-    model = highway_mlp(x_train.shape[1:], 10, depth=depth, width=width)
+    model = highway_mlp(x_train.shape[1:], num_classes, depth=depth, width=width)
     build_seconds = time.perf_counter() - started
     stack = model.get_layer("highway")
     x, labels = x_train[:batch_size], ops.convert_to_tensor(y_train[:batch_size])
@@ -166,8 +173,11 @@ def plot(results, path):
             label = f"{run['depth']} layers"
             if run["transform_bias"] is not None:
                 label += f" (b_T = {run['transform_bias']:.1f})"
-            ax.plot(epochs, losses, marker="o", markersize=3, color=colors[run["depth"]], label=label)
-        ax.axhline(CHANCE_LOSS, color="gray", linestyle="--", linewidth=1, label="chance (ln 10)")
+            ax.plot(
+                epochs, losses, marker="o", markersize=3, color=colors[run["depth"]], label=label
+            )
+        chance = math.log(results["num_classes"])  # the cross-entropy of a uniform guess
+        ax.axhline(chance, color="gray", linestyle="--", linewidth=1, label="chance")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_title(f"{network} networks")
@@ -175,7 +185,7 @@ def plot(results, path):
         ax.legend(fontsize=8)
     axes[0].set_ylabel("training loss (cross-entropy)")
     fig.suptitle(
-        f"Plain vs highway MLPs of {results['width']} units on digits, SGD lr "
+        f"Plain vs highway MLPs of {results['width']} units on {results['dataset']}, SGD lr "
         f"{results['learning_rate']:g} (momentum 0.9): highway nets train at any depth"
     )
     return figures.save_figure(fig, path)
@@ -200,8 +210,8 @@ def summary(results):
     return "\n".join(lines)
 
 
-def _builder(build, shape, depth, width):
-    return lambda: build(shape, 10, depth=depth, width=width)
+def _builder(build, shape, num_classes, depth, width):
+    return lambda: build(shape, num_classes, depth=depth, width=width)
 
 
 def _depths(values, name):

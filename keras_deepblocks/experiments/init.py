@@ -127,7 +127,9 @@ def run(
     batch_size = validation.positive_int(batch_size, "batch_size")
     learning_rate = validation.float_in_range(learning_rate, "learning_rate", 0.0, low_open=True)
     gradient_examples = validation.positive_int(gradient_examples, "gradient_examples")
-    (x_train, y_train), (x_test, y_test), num_classes = _load(dataset, seed, data_dir)
+    (x_train, y_train), (x_test, y_test), num_classes = datasets.load_vectors(
+        dataset, data_dir, seed
+    )
     x_probe, y_probe = x_train[:gradient_examples], y_train[:gradient_examples]
 
     def builder(initializer, batch_norm):
@@ -323,20 +325,6 @@ def _finite(value):
     """`value` as a Python float, or `None` if it is NaN or infinite (JSON has neither)."""
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def _load(dataset, seed, data_dir):
-    """`((x_train, y_train), (x_test, y_test), num_classes)`: flat float32 inputs in `[0, 1]`."""
-    if dataset == "digits":
-        return (*datasets.load_digits(seed=seed), 10)
-    (x_train, y_train), (x_test, y_test), num_classes = datasets.load_arrays(
-        dataset, data_dir=data_dir, seed=seed
-    )
-
-    def flat(images):
-        return (np.asarray(images, dtype="float32") / 255.0).reshape(len(images), -1)
-
-    return (flat(x_train), y_train), (flat(x_test), y_test), num_classes
 
 
 def plot(results, path):

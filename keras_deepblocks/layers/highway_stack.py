@@ -49,6 +49,10 @@ class HighwayStack(ResidualStack):
         rescale: `"inference"` (default) or `"training"`.
         gradient_checkpointing: Whether training recomputes each layer's
             activations in the backward pass. Defaults to `False`.
+        unroll: Whether the layers run as unrolled code, or (`False`, the
+            default) as one `keras.ops.scan` over the stacked weights, which
+            compiles one layer whatever the depth (XLA takes minutes to
+            compile a few hundred unrolled layers).
         seed: Integer seed of the stochastic-depth draws, or `None`.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
@@ -78,6 +82,7 @@ class HighwayStack(ResidualStack):
         sampling="fixed_count",
         rescale="inference",
         gradient_checkpointing=False,
+        unroll=False,
         seed=None,
         **kwargs,
     ):
@@ -103,6 +108,7 @@ class HighwayStack(ResidualStack):
             sampling=sampling,
             rescale=rescale,
             gradient_checkpointing=gradient_checkpointing,
+            unroll=unroll,
             seed=seed,
             **kwargs,
         )

@@ -65,6 +65,12 @@ class ResidualStack(keras.layers.Layer):
         gradient_checkpointing: Whether training calls recompute each block's
             activations in the backward pass (`keras.remat` per block) instead
             of keeping them. Defaults to `False`.
+        unroll: Whether a call that runs every block (inference, or training
+            without drops) runs them as unrolled code (`True`, the default:
+            fastest for convolutional blocks on a CPU) or as one
+            `keras.ops.scan` over the stacked weights (`False`: XLA then
+            compiles one block, not `num_blocks`; a 300-block unrolled stack
+            takes minutes to compile with JAX).
         seed: Integer seed of the draws in `[0, 2**31 - 1]`, or `None`.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
@@ -96,6 +102,7 @@ class ResidualStack(keras.layers.Layer):
         rescale="inference",
         activation=None,
         gradient_checkpointing=False,
+        unroll=True,
         seed=None,
         **kwargs,
     ):
@@ -115,6 +122,7 @@ class ResidualStack(keras.layers.Layer):
         self.gradient_checkpointing = validation.boolean(
             gradient_checkpointing, "gradient_checkpointing"
         )
+        self.unroll = validation.boolean(unroll, "unroll")
         self.seed = validation.seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed) if self._drops else None
         # The template runs on the stacked weights only: kept out of Keras's
@@ -184,7 +192,7 @@ class ResidualStack(keras.layers.Layer):
         training = validation.training(training)
         if training and self._drops:
             return self._call_kept_blocks(inputs)
-        return self._call_all_blocks(inputs, training)[-1]
+        return self._call_all_blocks(inputs, training)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -200,6 +208,7 @@ class ResidualStack(keras.layers.Layer):
             "rescale": self.rescale,
             "activation": keras.activations.serialize(self.activation),
             "gradient_checkpointing": self.gradient_checkpointing,
+            "unroll": self.unroll,
             "seed": self.seed,
         }
         return {**base_config, **config}
@@ -218,7 +227,8 @@ class ResidualStack(keras.layers.Layer):
         """
         if not self.built:
             self.build(tuple(inputs.shape))
-        return self._call_all_blocks(ops.convert_to_tensor(inputs, self.compute_dtype), False)
+        inputs = ops.convert_to_tensor(inputs, self.compute_dtype)
+        return self._call_all_blocks(inputs, False, all_outputs=True)
 
     def get_block_weights(self, index):
         """Block `index`'s weights as NumPy arrays, in the order of `block_weight_paths`."""
@@ -242,28 +252,60 @@ class ResidualStack(keras.layers.Layer):
                 )
             variable.assign(ops.scatter_update(variable.value, [[index]], value[None]))
 
-    def _call_all_blocks(self, inputs, training):
-        """Every block in turn, on weights sliced with static indices: their outputs."""
+    def _call_all_blocks(self, inputs, training, all_outputs=False):
+        """Every block in turn: the last block's output, or the list of all of them."""
         stacked = [v.value for v in self._stacked]
         if training:
             # Copies of the statistics: on torch `unstack` gives views of the
             # variables, which the assignment below overwrites in place while a
             # checkpointed block's recomputation still needs their old values.
             stacked[self._num_trainable :] = [ops.copy(v) for v in stacked[self._num_trainable :]]
-        per_block = [ops.unstack(v, self.num_blocks, axis=0) for v in stacked]
-        scales = [1.0] * self.num_blocks
+        scales = None
         if not training and self.survival_probabilities and self.rescale == "inference":
-            scales = self.survival_probabilities
+            scales = ops.convert_to_tensor(self.survival_probabilities, dtype="float32")
+        run_blocks = self._unrolled_blocks if self.unroll else self._scanned_blocks
+        last, every_output, states = run_blocks(inputs, stacked, training, scales)
+        if training:
+            for variable, state in zip(self._stacked[self._num_trainable :], states):
+                variable.assign(state)
+        return every_output() if all_outputs else last
+
+    def _unrolled_blocks(self, inputs, stacked, training, scales):
+        """The blocks as straight-line code, on weights sliced with static indices.
+
+        Returns the last output, a function giving every block's output, and
+        the blocks' new states stacked.
+        """
+        per_block = [ops.unstack(v, self.num_blocks, axis=0) for v in stacked]
         x, outputs, new_states = inputs, [], []
         for index in range(self.num_blocks):
             values = [weights[index] for weights in per_block]
-            x, state = self._run_block(x, values, training, scales[index])
+            scale = 1.0 if scales is None else scales[index]
+            x, state = self._run_block(x, values, training, scale)
             outputs.append(x)
             new_states.append(state)
-        if training:
-            for k, variable in enumerate(self._stacked[self._num_trainable :]):
-                variable.assign(ops.stack([state[k] for state in new_states]))
-        return outputs
+        states = [ops.stack(state) for state in zip(*new_states)]
+        return x, lambda: outputs, states
+
+    def _scanned_blocks(self, inputs, stacked, training, scales):
+        """The blocks as one `ops.scan` over the stacked weights: one block to compile."""
+
+        def step(carry, values):
+            weights, scale = values
+            y, state = self._run_block(carry[0], list(weights), training, scale)
+            return [y, *state], [y, *state]
+
+        # The carry holds the last block's state too: Keras's TensorFlow scan
+        # collects outputs of the carry's structure only.
+        init = [inputs, *(ops.zeros_like(v[0]) for v in stacked[self._num_trainable :])]
+        scales = ops.ones((self.num_blocks,)) if scales is None else scales
+        (last, *_), (outputs, *states) = ops.scan(step, init, (stacked, scales))
+
+        def every_output():
+            # Indexed, not `ops.unstack`: on JAX eagerly, unstacking 1000 outputs takes 10 s.
+            return [outputs[index] for index in range(self.num_blocks - 1)] + [last]
+
+        return last, every_output, states
 
     def _call_kept_blocks(self, inputs):
         """The kept blocks in fixed slots: gathered weights, one scatter of the statistics."""

@@ -57,7 +57,7 @@ def test_results_are_json_and_the_figure_and_summary_are_written(results, tmp_pa
 @pytest.mark.parametrize(
     "kwargs, name",
     [
-        ({"dataset": "mnist"}, "dataset"),
+        ({"dataset": "imagenet"}, "dataset"),
         ({"depths": (10, 0)}, "depths"),
         ({"depths": 10}, "depths"),
         ({"highway_depths": ("a",)}, "highway_depths"),
