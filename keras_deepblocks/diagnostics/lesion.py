@@ -582,7 +582,9 @@ def lesion_figure(results, title=None):
     for axis, panel in zip(axes[0], panels):
         (_draw_deletions if panel == "delete" else _draw_shuffles)(axis, results)
     examples = results.get("num_examples")
-    figure.suptitle(title or f"Lesion study of a residual network ({examples} images)", fontsize=12)
+    figure.suptitle(
+        title or f"Lesion study of a residual network ({examples:,} images)", fontsize=12
+    )
     figure.tight_layout()
     return figure
 
@@ -590,7 +592,7 @@ def lesion_figure(results, title=None):
 def _reference_lines(axis, results):
     full = results["full"]
     axis.axhline(
-        full, color="black", linestyle="--", linewidth=1.2, label=f"intact model ({full:.1%})"
+        full, color="black", linestyle="--", linewidth=1.2, label=f"intact model ({full:.2%})"
     )
     classes = results.get("num_classes")
     if classes:
@@ -614,6 +616,21 @@ def _draw_deletions(axis, results):
     downsampling = results.get("downsampling") or [False] * len(accuracies)
     colors = ["tab:red" if down else "tab:blue" for down in downsampling]
     axis.bar(range(len(accuracies)), accuracies, color=colors, width=0.75)
+    # The deletions that cost more than 2 points, written in their bars: near the top, bars
+    # look alike.
+    for index, accuracy in enumerate(accuracies):
+        if accuracy < results["full"] - 0.02:
+            axis.annotate(
+                f"{accuracy:.1%}",
+                (index, accuracy),
+                xytext=(0, -3),
+                textcoords="offset points",
+                ha="center",
+                va="top",
+                color="white",
+                fontsize=7,
+                rotation=90,
+            )
     _reference_lines(axis, results)
     axis.set_xticks(range(len(accuracies)))
     axis.set_xticklabels(names, rotation=90, fontsize=7)

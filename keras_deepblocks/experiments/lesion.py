@@ -182,7 +182,7 @@ def plot(results, path):
     depth = results.get("depth", 56)
     title = (
         f"ResNet-{depth} (published CIFAR-10 weights): lesion study on "
-        f"{results['num_examples']} images ({results.get('images', 'CIFAR-10')})"
+        f"{results['num_examples']:,} images ({results.get('images', 'CIFAR-10')})"
     )
     return plot_lesion_study(results, path, title=title)
 

@@ -389,26 +389,25 @@ def test_the_figure_shows_the_study(tmp_path):
 
 
 def test_published_resnet56_survives_deletions_except_at_downsampling(shared_fixtures):
-    """Veit et al. (2016) on the published weights and 200 real CIFAR-10 images."""
+    """Veit et al. (2016) on the published weights and 128 real CIFAR-10 images."""
     data = np.load(shared_fixtures / "cifar10_partial" / "cifar10_train_4660.npz")
-    chosen = np.sort(np.random.default_rng(0).permutation(len(data["labels"]))[:200])
+    chosen = np.sort(np.random.default_rng(0).permutation(len(data["labels"]))[:128])
     x, y = data["images"][chosen], data["labels"][chosen]
-    model = resnet_cifar(
-        56, weights=str(shared_fixtures / "resnet_cifar_torch" / "resnet56-4bfd9763.th")
-    )
+    checkpoint = shared_fixtures / "resnet_cifar_torch" / "resnet56-4bfd9763.th"
+    model = resnet_cifar(56, weights=str(checkpoint))
     results = lesion_study(
-        model, x, y, mode="both", trials=1, swaps=(1, 12), batch_size=200, seed=0
+        model, x, y, mode="both", trials=1, swaps=(1, 12), batch_size=128, seed=0
     )
     assert results["full"] >= 0.99  # images the network was trained on
     delete = np.array(results["delete"])
     down = np.array(results["downsampling"])
     assert [b for b, d in zip(results["blocks"], down) if d] == ["layer2_0", "layer3_0"]
-    # Measured on these 200 images: the other 25 blocks cost 0 to 10 points (mean 1.3);
-    # layer2_0 costs 21.5 (on all 4,660 images: ...).
+    # Measured on these 128 images: the 25 other blocks cost 0 to 12 points (mean 1.6),
+    # layer2_0 22 and layer3_0 9 (on all 4,660 images: 0.1 to 8.4, mean 1.2; 19.1 and 9.8).
     assert delete[~down].mean() >= results["full"] - 0.03
     assert delete[~down].min() >= results["full"] - 0.15
     assert results["blocks"][int(np.argmin(delete))] == "layer2_0"
     assert delete[down].min() < delete[~down].min() - 0.05
     # Shuffling degrades smoothly: one swap costs little, twelve a lot.
     assert results["shuffle"][1] >= results["full"] - 0.1
-    assert results["shuffle"][12] < results["shuffle"][1] - 0.2
+    assert results["shuffle"][12] < results["shuffle"][1] - 0.3
