@@ -654,7 +654,7 @@ def _draw_deletions(axis, results):
 
 def _draw_shuffles(axis, results):
     trials = {int(k): v for k, v in results.get("shuffle_trials", {}).items()}
-    means = dict((int(k), v) for k, v in results["shuffle"].items())
+    means = {int(k): v for k, v in results["shuffle"].items()}
     # The curve starts at the intact model: no swap.
     means.setdefault(0, results["full"])
     counts = sorted(means)

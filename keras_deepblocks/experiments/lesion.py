@@ -190,9 +190,12 @@ def plot(results, path):
 def summary(results):
     """A text table: the accuracy with each block deleted, and after random swaps."""
     full = results["full"]
-    lines = [
+    heading = (
         f"ResNet-{results.get('depth', 56)} on {results['num_examples']} images "
-        f"({results.get('images', '')}): intact accuracy {full:.4f}",
+        f"({results.get('images', '')}): intact accuracy {full:.4f}"
+    )
+    lines = [
+        heading,
         f"{'deleted block':<16}{'accuracy':>10}{'change':>10}",
     ]
     for name, down, accuracy in zip(results["blocks"], results["downsampling"], results["delete"]):
