@@ -17,6 +17,7 @@ loading fails with "Could not locate class 'Highway'".
 """
 
 from keras_deepblocks import callbacks
+from keras_deepblocks import diagnostics
 from keras_deepblocks import initializers
 from keras_deepblocks import layers
 from keras_deepblocks import metrics
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "callbacks",
+    "diagnostics",
     "CharacterIds",
     "CharCNN",
     "GateActivity",
