@@ -37,9 +37,9 @@ def progress_lines(stdout):
 
 
 def check_progress(lines, trials, planned):
-    """Each line matches its trial.json: hyperparameters, score and the best score so far."""
+    """Each line matches its trial.json: hyperparameters, score and the best score so far (over
+    every trial up to it, those of an earlier run of a resumed search too)."""
     by_number = {int(name.split("_")[1]) + 1: trial for name, trial in trials.items()}
-    best = None
     for line in lines:
         assert line, "a progress line does not have the documented form"
         number, of, shown, score = int(line[1]), int(line[2]), line[3], float(line[4])
@@ -47,8 +47,10 @@ def check_progress(lines, trials, planned):
         assert of == planned
         assert f"depth={trial['hyperparameters']['values']['depth']}," in shown
         assert score == pytest.approx(trial["score"], abs=1e-3)
-        if best is None or trial["score"] > by_number[best]["score"]:
-            best = number
+        best = None
+        for earlier in sorted(n for n in by_number if n <= number):
+            if best is None or by_number[earlier]["score"] > by_number[best]["score"]:
+                best = earlier
         assert float(line[5]) == pytest.approx(by_number[best]["score"], abs=1e-3)
         assert int(line[6]) == best
 

@@ -7,7 +7,7 @@ import pytest
 keras_tuner = pytest.importorskip("keras_tuner")
 
 from keras_deepblocks.datasets import load_digits  # noqa: E402
-from keras_deepblocks.layers import Highway  # noqa: E402
+from keras_deepblocks.layers import HighwayStack  # noqa: E402
 from keras_deepblocks.tuning import HighwayHyperModel  # noqa: E402
 from keras_deepblocks.tuning import ResNetCifarHyperModel  # noqa: E402
 from keras_deepblocks.tuning import best_trials  # noqa: E402
@@ -29,12 +29,12 @@ def test_highway_hypermodel_builds_what_the_hyperparameters_say():
     model = hypermodel.build(
         fixed(depth=6, width=16, transform_bias=-2.5, activation="tanh", learning_rate=0.02)
     )
-    highways = [layer for layer in model.layers if isinstance(layer, Highway)]
-    assert len(highways) == 6
-    assert all(layer.kernel.shape == (16, 32) for layer in highways)
-    for layer in highways:
-        np.testing.assert_allclose(layer.bias.numpy()[16:], -2.5)  # the gate half of the bias
-        assert layer.activation is keras.activations.tanh
+    stack = model.get_layer("highway")
+    assert isinstance(stack, HighwayStack) and stack.num_layers == 6
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in stack.weights)
+    assert kernel.shape == (6, 16, 32)
+    np.testing.assert_allclose(bias[:, 16:], -2.5)  # the gate half of each layer's bias
+    assert stack.block.activation is keras.activations.tanh
     assert float(model.optimizer.learning_rate) == pytest.approx(0.02)
     assert model.output_shape == (None, 10)
 
