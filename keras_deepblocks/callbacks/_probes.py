@@ -19,7 +19,6 @@ from keras_deepblocks.layers import ResidualStack
 from keras_deepblocks.utils import validation
 from keras_deepblocks.utils.figures import check_image_path
 from keras_deepblocks.utils.figures import new_figure
-from keras_deepblocks.utils.figures import save_figure
 
 
 def weighted_layers(model, prefix=""):

@@ -4,15 +4,14 @@ from keras import ops
 from keras_deepblocks.callbacks._probes import LayerValues
 from keras_deepblocks.callbacks._probes import ProbeCallback
 from keras_deepblocks.callbacks._probes import ensure_graph
-from keras_deepblocks.callbacks._probes import epoch_legend
 from keras_deepblocks.callbacks._probes import figure_grid
 from keras_deepblocks.callbacks._probes import label_layers
 from keras_deepblocks.callbacks._probes import plot_profiles
-from keras_deepblocks.callbacks._probes import save_figure
 from keras_deepblocks.callbacks._probes import weighted_layers
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import HighwayConv2D
 from keras_deepblocks.layers import HighwayStack
+from keras_deepblocks.utils.figures import save_figure
 
 HIGHWAY_LAYERS = (Highway, HighwayConv2D, HighwayStack)
 

@@ -6,10 +6,10 @@ from keras_deepblocks.callbacks._probes import ProbeCallback
 from keras_deepblocks.callbacks._probes import block_names
 from keras_deepblocks.callbacks._probes import figure_grid
 from keras_deepblocks.callbacks._probes import plot_profiles
-from keras_deepblocks.callbacks._probes import save_figure
 from keras_deepblocks.callbacks._probes import weighted_layers
 from keras_deepblocks.layers import ResidualStack
 from keras_deepblocks.utils.gradients import gradient_function
+from keras_deepblocks.utils.figures import save_figure
 
 
 class GradientFlow(ProbeCallback):

@@ -8,9 +8,9 @@ from keras_deepblocks.callbacks._probes import ensure_graph
 from keras_deepblocks.callbacks._probes import figure_grid
 from keras_deepblocks.callbacks._probes import flat_float32
 from keras_deepblocks.callbacks._probes import plot_profiles
-from keras_deepblocks.callbacks._probes import save_figure
 from keras_deepblocks.callbacks._probes import weighted_layers
 from keras_deepblocks.layers import ResidualStack
+from keras_deepblocks.utils.figures import save_figure
 
 
 class SignalRMS(ProbeCallback):

@@ -30,7 +30,6 @@ print(gradients.summary(results))
 ```
 """
 
-import math
 
 import keras
 import numpy as np
@@ -39,6 +38,8 @@ from keras_deepblocks import datasets
 from keras_deepblocks.callbacks import GateActivity
 from keras_deepblocks.callbacks import GradientFlow
 from keras_deepblocks.callbacks import SignalRMS
+from keras_deepblocks.experiments._results import finite_or_none
+from keras_deepblocks.experiments._results import nan_for_none
 from keras_deepblocks.utils import validation
 from keras_deepblocks.utils.figures import check_image_path
 from keras_deepblocks.utils.figures import new_figure
@@ -117,7 +118,9 @@ def run(
     batch_size = validation.positive_int(batch_size, "batch_size")
     learning_rate = validation.float_in_range(learning_rate, "learning_rate", 0.0, low_open=True)
     probe_examples = validation.positive_int(probe_examples, "probe_examples")
-    (x_train, y_train), (x_test, y_test), num_classes = _load(dataset, seed, data_dir)
+    (x_train, y_train), (x_test, y_test), num_classes = datasets.load_vectors(
+        dataset, data_dir, seed
+    )
     probe = (x_train[:probe_examples], y_train[:probe_examples])
     shape = x_train.shape[1:]
     builders = {
@@ -148,7 +151,7 @@ def run(
         )
         _, accuracy = model.evaluate(x_test, y_test, verbose=0)
         first, last = flow.layer_names[1], flow.layer_names[-2]  # the hidden layers
-        losses = [_finite(loss) for loss in history.history["loss"]]
+        losses = [finite_or_none(loss) for loss in history.history["loss"]]
         network = {
             "label": NETWORKS[name],
             "layer_names": list(flow.layer_names),
@@ -156,15 +159,15 @@ def run(
             "epochs": list(flow.epochs),
             "gradient": _ends(flow.history, flow.layer_names),
             "signal_rms": _ends(signal.history, signal.layer_names),
-            "first_gradient": [_finite(record[first]) for record in flow.history],
-            "last_gradient": [_finite(record[last]) for record in flow.history],
+            "first_gradient": [finite_or_none(record[first]) for record in flow.history],
+            "last_gradient": [finite_or_none(record[last]) for record in flow.history],
             "gradient_ratio": {
                 key: _ratio(flow.history[index][first], flow.history[index][last])
                 for key, index in (("initialization", 0), ("end", -1))
             },
             "train_loss": losses,
             "final_loss": losses[-1],
-            "test_accuracy": _finite(accuracy),
+            "test_accuracy": finite_or_none(accuracy),
         }
         if name == "highway":
             names = gates.layer_names
@@ -172,8 +175,8 @@ def run(
                 "layer_names": list(names),
                 **{
                     key: {
-                        "initialization": [_finite(gates.history[0][n][key]) for n in names],
-                        "end": [_finite(gates.history[-1][n][key]) for n in names],
+                        "initialization": [finite_or_none(gates.history[0][n][key]) for n in names],
+                        "end": [finite_or_none(gates.history[-1][n][key]) for n in names],
                     }
                     for key in GATE_KEYS
                 },
@@ -201,8 +204,8 @@ def run(
 def _ends(history, names):
     """`{"initialization": [...], "end": [...]}`: the first and last record, in `names` order."""
     return {
-        "initialization": [_finite(history[0][n]) for n in names],
-        "end": [_finite(history[-1][n]) for n in names],
+        "initialization": [finite_or_none(history[0][n]) for n in names],
+        "end": [finite_or_none(history[-1][n]) for n in names],
     }
 
 
@@ -214,32 +217,7 @@ def _carrying(record):
 def _ratio(numerator, denominator):
     if denominator == 0:
         return None
-    return _finite(numerator / denominator)
-
-
-def _finite(value):
-    """`value` as a Python float, or `None` if it is NaN or infinite (JSON has neither)."""
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _load(dataset, seed, data_dir):
-    """`((x_train, y_train), (x_test, y_test), num_classes)`: flat float32 inputs in `[0, 1]`."""
-    if dataset == "digits":
-        return (*datasets.load_digits(seed=seed), 10)
-    (x_train, y_train), (x_test, y_test), num_classes = datasets.load_arrays(
-        dataset, data_dir=data_dir, seed=seed
-    )
-
-    def flat(images):
-        return (np.asarray(images, dtype="float32") / 255.0).reshape(len(images), -1)
-
-    return (flat(x_train), y_train), (flat(x_test), y_test), num_classes
-
-
-def _values(values):
-    """A list with `None` (not finite) as NaN, for plotting."""
-    return np.array([np.nan if v is None else v for v in values], dtype=float)
+    return finite_or_none(numerator / denominator)
 
 
 def plot(results, path):
@@ -269,7 +247,7 @@ def plot(results, path):
             label = (
                 f"{network['label']}, {'initialization' if when == 'initialization' else end_label}"
             )
-            values = _values(network["gradient"][when])
+            values = nan_for_none(network["gradient"][when])
             flow.plot(
                 layers,
                 np.where(values > 0, values, np.nan),
@@ -277,11 +255,11 @@ def plot(results, path):
                 color=color,
                 label=f"{label}: first/last hidden {_number(network['gradient_ratio'][when])}",
             )
-            values = _values(network["signal_rms"][when])
+            values = nan_for_none(network["signal_rms"][when])
             signal.plot(
                 layers, np.where(values > 0, values, np.nan), style, color=color, label=label
             )
-        loss = _values(network["train_loss"])
+        loss = nan_for_none(network["train_loss"])
         losses.plot(
             np.arange(1, len(loss) + 1),
             loss,
@@ -312,14 +290,14 @@ def plot(results, path):
             suffix = "initialization" if when == "initialization" else end_label
             gates.plot(
                 positions,
-                _values(highway["mean_gate"][when]),
+                nan_for_none(highway["mean_gate"][when]),
                 style,
                 color="tab:blue",
                 label=f"mean gate T, {suffix}",
             )
             carrying.plot(
                 positions,
-                _values(highway["carry_fraction"][when]),
+                nan_for_none(highway["carry_fraction"][when]),
                 style,
                 color="tab:orange",
                 label=f"units with mean T < 0.5, {suffix}",

@@ -44,6 +44,8 @@ from keras import ops
 
 from keras_deepblocks import datasets
 from keras_deepblocks import training
+from keras_deepblocks.experiments._results import finite_or_none
+from keras_deepblocks.experiments._results import nan_for_none
 from keras_deepblocks.utils import validation
 from keras_deepblocks.utils.figures import check_image_path
 from keras_deepblocks.utils.figures import new_figure
@@ -157,10 +159,10 @@ def run(
             "batch_norm": batch_norm,
             "n_var_w": n_var_w,
             "input_variance": input_variance,
-            "gradient_variance": [_finite(v) for v in variance],
-            "gradient_ratio": _finite(variance[0] / variance[-1]),
+            "gradient_variance": [finite_or_none(v) for v in variance],
+            "gradient_ratio": finite_or_none(variance[0] / variance[-1]),
             "theory": theory,
-            "theory_ratio": None if theory is None else _finite(theory[0] / theory[-1]),
+            "theory_ratio": None if theory is None else finite_or_none(theory[0] / theory[-1]),
         }
     trained = training.compare(
         builders,
@@ -172,13 +174,13 @@ def run(
         verbose=verbose,
     )
     for name, (losses, accuracy) in trained.items():
-        losses = [_finite(loss) for loss in losses]
+        losses = [finite_or_none(loss) for loss in losses]
         diverged = next((epoch for epoch, loss in enumerate(losses, 1) if loss is None), None)
         variants[name].update(
             train_loss=losses,
             diverged_epoch=diverged,
             final_loss=losses[-1],
-            test_accuracy=_finite(accuracy),
+            test_accuracy=finite_or_none(accuracy),
         )
     return {
         "experiment": "init",
@@ -318,13 +320,7 @@ def _theory(measured, n_var_w, batch_norm, input_variance):
     if not np.all(np.isfinite(log_measured)):
         return None
     offset = np.mean(log_measured - log_growth)
-    return [_finite(np.exp(offset + g)) for g in log_growth]
-
-
-def _finite(value):
-    """`value` as a Python float, or `None` if it is NaN or infinite (JSON has neither)."""
-    value = float(value)
-    return value if math.isfinite(value) else None
+    return [finite_or_none(np.exp(offset + g)) for g in log_growth]
 
 
 def plot(results, path):
@@ -347,14 +343,14 @@ def plot(results, path):
     blocks = np.arange(1, num_blocks + 1)
     for name, variant in results["variants"].items():
         color = COLORS.get(name)
-        measured = _as_array(variant["gradient_variance"])
+        measured = nan_for_none(variant["gradient_variance"])
         label = f"{variant['label']}: first/last {_number(variant['gradient_ratio'])}"
         if variant.get("theory_ratio") is not None:
             label += f" (theory {_number(variant['theory_ratio'])})"
         gradients.plot(blocks, measured, color=color, label=label)
         if variant.get("theory") is not None:
-            gradients.plot(blocks, _as_array(variant["theory"]), "--", color=color, linewidth=1)
-        loss = _as_array(variant["train_loss"])
+            gradients.plot(blocks, nan_for_none(variant["theory"]), "--", color=color, linewidth=1)
+        loss = nan_for_none(variant["train_loss"])
         epochs = np.arange(1, len(loss) + 1)
         label = f"{variant['label']}: final {_number(variant['final_loss'])}"
         if variant["diverged_epoch"] is not None:
@@ -426,11 +422,6 @@ def summary(results):
         cells += [str(cell).rjust(width) for cell, width in zip(row[1:], widths[1:])]
         lines.append("  ".join(cells))
     return "\n".join(lines)
-
-
-def _as_array(values):
-    """A float array, NaN where `values` has `None` (not finite)."""
-    return np.array([np.nan if v is None else v for v in values], dtype="float64")
 
 
 def _number(value):

@@ -2,7 +2,6 @@ import keras
 import numpy as np
 import pytest
 
-from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import HighwayConv2D
 from keras_deepblocks.zoo.highway_nets import highway_conv_net
 from keras_deepblocks.zoo.highway_nets import highway_mlp
