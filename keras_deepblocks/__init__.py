@@ -27,9 +27,13 @@ from keras_deepblocks.callbacks import GradientFlow
 from keras_deepblocks.callbacks import SignalRMS
 from keras_deepblocks.layers import CharCNN
 from keras_deepblocks.layers import CharacterIds
+from keras_deepblocks.layers import ElmoLSTM
+from keras_deepblocks.layers import ElmoScalarMix
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import HighwayConv2D
 from keras_deepblocks.layers import HighwayStack
+from keras_deepblocks.layers import ProjectedLSTMCell
+from keras_deepblocks.layers import RemoveSentenceBoundaries
 from keras_deepblocks.layers import ResidualStack
 from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.layers import StochasticDepth
@@ -43,6 +47,8 @@ __all__ = [
     "diagnostics",
     "CharacterIds",
     "CharCNN",
+    "ElmoLSTM",
+    "ElmoScalarMix",
     "GateActivity",
     "GateMonitor",
     "GradientFlow",
@@ -54,6 +60,8 @@ __all__ = [
     "linear_decay",
     "metrics",
     "Perplexity",
+    "ProjectedLSTMCell",
+    "RemoveSentenceBoundaries",
     "ResidualStack",
     "ResidualUnit",
     "SignalRMS",

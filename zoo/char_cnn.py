@@ -65,8 +65,17 @@ def char_cnn_highway_encoder(config, weights=None, weights_hash=None, name=None)
     """
     config_name = config if isinstance(config, str) and config in CHAR_CNN_CONFIGS else None
     config = resolve_config(config)
-    path, downloaded = _weights_path(weights, config_name, weights_hash)
+    path, downloaded = weights_path(weights, config_name, weights_hash)
     ids = keras.Input((None, config["max_characters_per_token"]), dtype="int32", name="char_ids")
+    encoder = keras.Model(
+        ids, encode_characters(ids, config), name=name or config_name or "char_cnn_highway_encoder"
+    )
+    load_weights_file(encoder, path, downloaded)
+    return encoder
+
+
+def encode_characters(ids, config):
+    """The encoder's layers applied to `ids`: CharCNN, highway layers, projection."""
     x = CharCNN(
         config["filters"],
         embedding_dim=config["embedding"]["dim"],
@@ -79,21 +88,25 @@ def char_cnn_highway_encoder(config, weights=None, weights_hash=None, name=None)
         x = Highway("relu", transform_bias=-2.0, name=f"highway_{i}")(x)
     if config["projection_dim"]:
         x = keras.layers.Dense(config["projection_dim"], name="projection")(x)
-    encoder = keras.Model(ids, x, name=name or config_name or "char_cnn_highway_encoder")
-    if path is not None:
-        try:
-            load_bilm_weights(encoder, path)
-        except DamagedBilmFileError as error:
-            if not downloaded:
-                raise
-            # Without a hash, a damaged download is only found here: do not
-            # leave it in the cache for the next call to trust.
-            os.remove(path)
-            raise BilmWeightsError(
-                f"{error} It was a cached download and has been removed: the next call "
-                "downloads it again."
-            ) from None
-    return encoder
+    return x
+
+
+def load_weights_file(model, path, downloaded):
+    """Loads the bilm-tf file at `path` (if any) into `model`; drops a damaged download."""
+    if path is None:
+        return
+    try:
+        load_bilm_weights(model, path)
+    except DamagedBilmFileError as error:
+        if not downloaded:
+            raise
+        # Without a hash, a damaged download is only found here: do not
+        # leave it in the cache for the next call to trust.
+        os.remove(path)
+        raise BilmWeightsError(
+            f"{error} It was a cached download and has been removed: the next call "
+            "downloads it again."
+        ) from None
 
 
 def resolve_config(config):
@@ -109,7 +122,7 @@ def resolve_config(config):
                 f"got {config!r}, which is neither a known name nor a file."
             )
         path = os.fspath(config)
-        config = _read_options(path)
+        config = read_options(path)
         source = f" (from {path})"
     if not isinstance(config, dict):
         raise TypeError(f"`config` must be a name, dict or path; got {type(config).__name__}.")
@@ -160,36 +173,39 @@ def resolve_config(config):
     return config
 
 
-def _read_options(path):
-    """The dict of an options.json file; errors name the file."""
+def read_options(path, argument="config"):
+    """The dict of an options.json file; errors name the file and the builder's `argument`."""
     try:
         with open(path, encoding="utf-8") as file:
             options = json.load(file)
     except UnicodeDecodeError as error:
         raise ValueError(
-            f"`config` file {path} is not UTF-8 text ({error}); expected an ELMo options.json."
+            f"`{argument}` file {path} is not UTF-8 text ({error}); expected an ELMo options.json."
         ) from None
     except json.JSONDecodeError as error:
         raise ValueError(
-            f"`config` file {path} is not valid JSON ({error}); expected an ELMo options.json."
+            f"`{argument}` file {path} is not valid JSON ({error}); expected an ELMo options.json."
         ) from None
     if not isinstance(options, dict):
         raise ValueError(
-            f"`config` file {path} holds a JSON {type(options).__name__}, not an options "
+            f"`{argument}` file {path} holds a JSON {type(options).__name__}, not an options "
             "object like ELMo's options.json."
         )
     return options
 
 
-def _weights_path(weights, config_name, weights_hash):
-    """`(path, downloaded)` of the weight file `weights` names, `(None, False)` for none."""
+def weights_path(weights, config_name, weights_hash, argument="config"):
+    """`(path, downloaded)` of the weight file `weights` names, `(None, False)` for none.
+
+    `argument` is the builder's name for the config, for the error messages.
+    """
     if weights is None:
         return None, False
     if weights == "elmo":
         if config_name not in PUBLISHED_ELMO_WEIGHTS:
             names = ", ".join(repr(n) for n in PUBLISHED_ELMO_WEIGHTS)
             raise ValueError(
-                f"`weights='elmo'` needs `config` to be one of {names}; got {config_name!r}."
+                f"`weights='elmo'` needs `{argument}` to be one of {names}; got {config_name!r}."
             )
         published = PUBLISHED_ELMO_WEIGHTS[config_name]
         url, weights_hash = published["url"], weights_hash or published["sha256"]

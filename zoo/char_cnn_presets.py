@@ -45,23 +45,31 @@ CHAR_CNN_CONFIGS = {
 
 _ELMO_ROOT = "https://allennlp.s3.amazonaws.com/models/elmo"
 
+
+def _published(model):
+    """The weight and options files AllenNLP publishes for `model`."""
+    return {
+        "url": f"{_ELMO_ROOT}/{model}/elmo_{model}_weights.hdf5",
+        "options_url": f"{_ELMO_ROOT}/{model}/elmo_{model}_options.json",
+        "sha256": None,
+    }
+
+
 # bilm-tf HDF5 weight files of the named ELMo configs (their options match
-# CHAR_CNN_CONFIGS), for `weights="elmo"`. AllenNLP publishes no checksums:
-# `sha256` is None, and `weights_hash=` has a download verified.
+# CHAR_CNN_CONFIGS and ELMO_LSTM_CONFIGS), for `weights="elmo"`. AllenNLP
+# publishes no checksums: `sha256` is None, and `weights_hash=` has a
+# download verified.
 PUBLISHED_ELMO_WEIGHTS = {
-    "elmo_original": {
-        "url": f"{_ELMO_ROOT}/2x4096_512_2048cnn_2xhighway/"
-        "elmo_2x4096_512_2048cnn_2xhighway_weights.hdf5",
-        "sha256": None,
-    },
-    "elmo_medium": {
-        "url": f"{_ELMO_ROOT}/2x2048_256_2048cnn_1xhighway/"
-        "elmo_2x2048_256_2048cnn_1xhighway_weights.hdf5",
-        "sha256": None,
-    },
-    "elmo_small": {
-        "url": f"{_ELMO_ROOT}/2x1024_128_2048cnn_1xhighway/"
-        "elmo_2x1024_128_2048cnn_1xhighway_weights.hdf5",
-        "sha256": None,
-    },
+    "elmo_original": _published("2x4096_512_2048cnn_2xhighway"),
+    "elmo_medium": _published("2x2048_256_2048cnn_1xhighway"),
+    "elmo_small": _published("2x1024_128_2048cnn_1xhighway"),
+}
+
+# The `"lstm"` part of the published options files: two layers per
+# direction, projections clipped like the cells, residual connections.
+_ELMO_LSTM = {"n_layers": 2, "cell_clip": 3, "proj_clip": 3, "use_skip_connections": True}
+ELMO_LSTM_CONFIGS = {
+    "elmo_original": {**_ELMO_LSTM, "dim": 4096, "projection_dim": 512},
+    "elmo_medium": {**_ELMO_LSTM, "dim": 2048, "projection_dim": 256},
+    "elmo_small": {**_ELMO_LSTM, "dim": 1024, "projection_dim": 128},
 }

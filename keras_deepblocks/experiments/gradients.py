@@ -30,7 +30,6 @@ print(gradients.summary(results))
 ```
 """
 
-
 import keras
 import numpy as np
 

@@ -1,10 +1,10 @@
-import copy
 import math
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_deepblocks.initializers.advancing import advancing
 from keras_deepblocks.layers.stochastic_depth import RESCALE_MODES
 from keras_deepblocks.layers.stochastic_depth import fixed_count_keep_mask
 from keras_deepblocks.layers.stochastic_depth import has_value
@@ -411,38 +411,11 @@ def _initial_value_draws(block, input_shape):
             "`block` of ResidualStack could not be re-initialized: a copy built from its "
             "config has other weights, or weights created without an initializer."
         )
-    return [_draw(_advancing(i), v.shape, v.dtype) for i, v in zip(initializers, template)]
+    return [_draw(advancing(i), v.shape, v.dtype) for i, v in zip(initializers, template)]
 
 
 def _draw(initializer, shape, dtype):
     return lambda: initializer(shape, dtype=dtype)
-
-
-def _advancing(initializer):
-    """`initializer`, drawing new values at each call.
-
-    Keras's random initializers draw the same values at every call (an unseeded
-    one picks its seed once, when made); given a `SeedGenerator` (from their
-    integer seed, if any) they draw anew each time, reproducibly. Initializers
-    made of initializers (`FusedKernel`, `GateBias`) advance each part.
-    """
-    config = initializer.get_config() if hasattr(initializer, "get_config") else {}
-    if "seed" in config:
-        if isinstance(config["seed"], dict):  # already a SeedGenerator
-            return initializer
-        generator = keras.random.SeedGenerator(config["seed"])
-        return type(initializer).from_config({**config, "seed": generator})
-    parts = {
-        name: value
-        for name, value in vars(initializer).items()
-        if isinstance(value, keras.initializers.Initializer)
-    }
-    if not parts:
-        return initializer
-    advancing = copy.copy(initializer)
-    for name, part in parts.items():
-        setattr(advancing, name, _advancing(part))
-    return advancing
 
 
 def _stacked_initializer(draw, num_blocks):

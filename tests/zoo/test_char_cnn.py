@@ -16,6 +16,7 @@ from keras_deepblocks.zoo.char_cnn import resolve_config
 from keras_deepblocks.zoo.char_cnn_presets import CHAR_CNN_CONFIGS
 from keras_deepblocks.zoo.converters.bilm import load_bilm_weights
 from keras_deepblocks.layers.character_ids import char_ids
+from bilm_reference import numpy_elmo_encoder
 
 # The fixture's char_cnn options (its projection comes from options["lstm"]).
 # Tests build encoders of these shapes only: JAX compiles each new shape.
@@ -28,31 +29,6 @@ FIXTURE_CONFIG = {
     "max_characters_per_token": 50,
     "projection_dim": 16,
 }
-
-
-# --- independent references -------------------------------------------------
-
-
-def numpy_elmo_encoder(ids, h5):
-    """The bilm-tf character encoder in NumPy, read straight from the HDF5 arrays."""
-    kernel_shapes = [h5[f"CNN/W_cnn_{i}"].shape for i in range(len(h5["CNN"]) // 2)]
-    table = np.concatenate([np.zeros((1, h5["char_embed"].shape[1])), h5["char_embed"][...]])
-    embedded = table[ids]  # (words, chars, dim)
-    pooled = []
-    for i, (_, width, _, _) in enumerate(kernel_shapes):
-        kernel, bias = h5[f"CNN/W_cnn_{i}"][0], h5[f"CNN/b_cnn_{i}"][...]
-        positions = embedded.shape[1] - width + 1
-        maps = sum(embedded[:, k : k + positions] @ kernel[k] for k in range(width)) + bias
-        pooled.append(np.maximum(maps.max(axis=1), 0))
-    x = np.concatenate(pooled, axis=-1)
-    k = 0
-    while f"CNN_high_{k}" in h5:
-        layer = h5[f"CNN_high_{k}"]
-        transformed = np.maximum(x @ layer["W_transform"][...] + layer["b_transform"][...], 0)
-        gate = 1 / (1 + np.exp(-(x @ layer["W_carry"][...] + layer["b_carry"][...])))
-        x = gate * transformed + (1 - gate) * x
-        k += 1
-    return x @ h5["CNN_proj/W_proj"][...] + h5["CNN_proj/b_proj"][...]
 
 
 def elmo_fixture(shared_fixtures):
