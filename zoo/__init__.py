@@ -6,8 +6,8 @@
   weights: URL, SHA-256, parameters, errors), `resnet_cifar_weights` (loading
   them);
 - `highway_nets`: highway and plain networks of the Highway paper;
-- `char_cnn` (encoders), `char_cnn_presets` (named configs, ELMo weights),
-  `char_language_model`;
+- `char_cnn` (encoders), `char_cnn_presets` (named configs, ELMo weights and
+  LSTM options), `elmo` (the ELMo biLM and embedder), `char_language_model`;
 - `converters`: readers of weights published for other frameworks (PyTorch
   checkpoints, bilm-tf HDF5 files).
 
@@ -17,8 +17,11 @@ text data of the language model in `keras_deepblocks.text`.
 
 from keras_deepblocks.zoo.char_cnn import char_cnn_highway_encoder
 from keras_deepblocks.zoo.char_cnn_presets import CHAR_CNN_CONFIGS
+from keras_deepblocks.zoo.char_cnn_presets import ELMO_LSTM_CONFIGS
 from keras_deepblocks.zoo.char_language_model import char_aware_language_model
 from keras_deepblocks.zoo.converters.bilm import load_bilm_weights
+from keras_deepblocks.zoo.elmo import elmo_bilm
+from keras_deepblocks.zoo.elmo import elmo_embedder
 from keras_deepblocks.zoo.highway_nets import highway_conv_net
 from keras_deepblocks.zoo.highway_nets import highway_mlp
 from keras_deepblocks.zoo.highway_nets import plain_conv_net
@@ -43,6 +46,9 @@ __all__ = [
     "CHAR_CNN_CONFIGS",
     "char_cnn_highway_encoder",
     "cifar_preprocess",
+    "elmo_bilm",
+    "elmo_embedder",
+    "ELMO_LSTM_CONFIGS",
     "get_builder",
     "highway_conv_net",
     "highway_mlp",

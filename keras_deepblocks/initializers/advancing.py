@@ -26,7 +26,7 @@ def advancing(initializer):
     }
     if not parts:
         return initializer
-    advancing = copy.copy(initializer)
+    whole = copy.copy(initializer)
     for name, part in parts.items():
-        setattr(advancing, name, advancing(part))
-    return advancing
+        setattr(whole, name, advancing(part))
+    return whole
