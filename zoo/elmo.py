@@ -147,7 +147,7 @@ def elmo_embedder(
     mixed = ElmoScalarMix(layer_norm=layer_norm, name="scalar_mix")(bilm.outputs)
     if dropout:
         mixed = keras.layers.Dropout(dropout, name="dropout")(mixed)
-    return keras.Model(bilm.inputs, mixed, name=name or "elmo_embedder")
+    return keras.Model(bilm.input, mixed, name=name or "elmo_embedder")
 
 
 def resolve_options(options):

@@ -200,7 +200,7 @@ class ElmoLSTM(keras.layers.Layer):
     def reset_states(self):
         """Sets the kept states to zero (with `stateful=True`; otherwise does nothing)."""
         for variable in self.states or ():
-            variable.assign(ops.zeros_like(variable))
+            variable.assign(ops.zeros(variable.shape, variable.dtype))
 
     def compute_mask(self, inputs, mask=None):
         return [mask] * self.num_layers
