@@ -36,9 +36,12 @@ CHAR_CNN_CONFIGS = {
         "filters": [[1, 50], [2, 100], [3, 150], [4, 200], [5, 200], [6, 200], [7, 200]],
         "n_highway": 2,
     },
-    # The published ELMo models elmo_2x4096_512_2048cnn_2xhighway, 2x2048_256_...
-    # 1xhighway and 2x1024_128_..._1xhighway: their highway layers and projection.
+    # The published ELMo models elmo_2x4096_512_2048cnn_2xhighway (and its 5.5B),
+    # 2x2048_256_..._1xhighway and 2x1024_128_..._1xhighway: their highway
+    # layers and projection.
     "elmo_original": {**_ELMO, "n_highway": 2, "projection_dim": 512},
+    # The same model trained on 5.5B tokens (Wikipedia and news crawl), ELMo's best.
+    "elmo_original_5.5b": {**_ELMO, "n_highway": 2, "projection_dim": 512},
     "elmo_medium": {**_ELMO, "n_highway": 1, "projection_dim": 256},
     "elmo_small": {**_ELMO, "n_highway": 1, "projection_dim": 128},
 }
@@ -61,6 +64,7 @@ def _published(model):
 # download verified.
 PUBLISHED_ELMO_WEIGHTS = {
     "elmo_original": _published("2x4096_512_2048cnn_2xhighway"),
+    "elmo_original_5.5b": _published("2x4096_512_2048cnn_2xhighway_5.5B"),
     "elmo_medium": _published("2x2048_256_2048cnn_1xhighway"),
     "elmo_small": _published("2x1024_128_2048cnn_1xhighway"),
 }
@@ -70,6 +74,7 @@ PUBLISHED_ELMO_WEIGHTS = {
 _ELMO_LSTM = {"n_layers": 2, "cell_clip": 3, "proj_clip": 3, "use_skip_connections": True}
 ELMO_LSTM_CONFIGS = {
     "elmo_original": {**_ELMO_LSTM, "dim": 4096, "projection_dim": 512},
+    "elmo_original_5.5b": {**_ELMO_LSTM, "dim": 4096, "projection_dim": 512},
     "elmo_medium": {**_ELMO_LSTM, "dim": 2048, "projection_dim": 256},
     "elmo_small": {**_ELMO_LSTM, "dim": 1024, "projection_dim": 128},
 }

@@ -268,23 +268,24 @@ def test_published_models_offline_say_where_to_put_the_file(tmp_path, monkeypatc
 
 
 def test_named_options_are_the_published_models():
-    sizes = {
-        "elmo_original": (4096, 512, 2),
-        "elmo_medium": (2048, 256, 1),
-        "elmo_small": (1024, 128, 1),
+    # name: (published model, lstm dim, projection, highway layers)
+    published = {
+        "elmo_original": ("2x4096_512_2048cnn_2xhighway", 4096, 512, 2),
+        "elmo_original_5.5b": ("2x4096_512_2048cnn_2xhighway_5.5B", 4096, 512, 2),
+        "elmo_medium": ("2x2048_256_2048cnn_1xhighway", 2048, 256, 1),
+        "elmo_small": ("2x1024_128_2048cnn_1xhighway", 1024, 128, 1),
     }
-    for name, (dim, projection, highway) in sizes.items():
+    assert sorted(ELMO_LSTM_CONFIGS) == sorted(PUBLISHED_ELMO_WEIGHTS) == sorted(published)
+    for name, (model, dim, projection, highway) in published.items():
         options = resolve_options(name)
         lstm = options["lstm"]
         assert (lstm["dim"], lstm["projection_dim"], lstm["n_layers"]) == (dim, projection, 2)
         assert (lstm["cell_clip"], lstm["proj_clip"], lstm["use_skip_connections"]) == (3, 3, True)
         assert options["char_cnn"]["n_highway"] == highway
         assert options["char_cnn"]["projection_dim"] == projection
-        model = f"2x{dim}_{projection}_2048cnn_{highway}xhighway"
-        published = PUBLISHED_ELMO_WEIGHTS[name]
-        assert published["url"].endswith(f"/{model}/elmo_{model}_weights.hdf5")
-        assert published["options_url"].endswith(f"/{model}/elmo_{model}_options.json")
-    assert sorted(ELMO_LSTM_CONFIGS) == sorted(PUBLISHED_ELMO_WEIGHTS)
+        root = f"https://allennlp.s3.amazonaws.com/models/elmo/{model}/elmo_{model}"
+        assert PUBLISHED_ELMO_WEIGHTS[name]["url"] == f"{root}_weights.hdf5"
+        assert PUBLISHED_ELMO_WEIGHTS[name]["options_url"] == f"{root}_options.json"
 
 
 def test_named_model_builds_with_the_published_shapes():
