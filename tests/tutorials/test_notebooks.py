@@ -120,6 +120,25 @@ def test_notebook_runs_top_to_bottom(path, executed):
     assert all(cell.get("execution_count") for cell in notebook.cells if cell.cell_type == "code")
 
 
+def test_tutorial_06_checks_its_elmo_section_on_the_fixture(executed, shared_fixtures):
+    # The ELMo biLM section is the same in small and full mode; it is skipped only where the
+    # fixture is absent, so here it must have run and checked every statement of its text.
+    notebook, error = executed[TUTORIALS / "06_char_cnn_highway_encoder.ipynb"]
+    if error is not None:
+        raise error
+    text = "".join(
+        out.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.output_type == "stream"
+    )
+    assert "not found" not in text, text
+    claims = re.findall(r"^\[(yes|NO)\] (.+)$", text, re.M)
+    assert len(claims) >= 20 and all(mark == "yes" for mark, _ in claims), text
+    assert re.search(r'token layer: cosine similarity of the two "bank" vectors 1\.000000', text)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_says_up_front_how_long_it_takes(path):
     # A CPU user must know before running it what full size costs and what small mode is.
