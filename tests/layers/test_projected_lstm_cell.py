@@ -6,6 +6,7 @@ reads the cell's weights and nothing else of the layer.
 """
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -22,6 +23,18 @@ FEATURES = 3
 
 def to_numpy(x):
     return ops.convert_to_numpy(x)
+
+
+def assert_raises_naming(make, error, pattern, label):
+    """`make()` raises `error` whose message matches `pattern`; failures name the case."""
+    try:
+        make()
+    except error as raised:
+        assert re.search(pattern, str(raised)), f"{label}: {raised}"
+        return
+    except Exception as raised:  # the wrong kind of error
+        pytest.fail(f"{label}: {type(raised).__name__}: {raised}")
+    pytest.fail(f"{label}: no error")
 
 
 def as_json(config):
@@ -66,8 +79,6 @@ CASES = [
     (3, None, None),
     (None, 0.5, 0.3),
     (3, 0.5, 0.3),
-    (5, 0.8, None),
-    (3, None, 0.4),
 ]
 
 
@@ -99,7 +110,7 @@ def test_one_step_matches_numpy(rng, projection_dim, cell_clip, projection_clip)
         assert np.abs(to_numpy(output)).max() == pytest.approx(projection_clip)
 
 
-@pytest.mark.parametrize("projection_dim, cell_clip, projection_clip", CASES[::3] + [CASES[3]])
+@pytest.mark.parametrize("projection_dim, cell_clip, projection_clip", [CASES[0], CASES[3]])
 def test_masked_sequence_in_rnn_matches_numpy(rng, projection_dim, cell_clip, projection_clip):
     cell = ProjectedLSTMCell(
         UNITS, projection_dim=projection_dim, cell_clip=cell_clip, projection_clip=projection_clip
@@ -164,27 +175,26 @@ def test_weight_shapes_and_forget_bias():
     np.testing.assert_allclose(to_numpy(shifted.bias), 0.5 + expected)
 
 
-@pytest.mark.parametrize(
-    "kwargs, error, name",
-    [
-        ({"units": 0}, ValueError, "`units`"),
-        ({"units": 2.5}, ValueError, "`units`"),
-        ({"units": 4, "projection_dim": -1}, ValueError, "`projection_dim`"),
-        ({"units": 4, "projection_dim": 0}, ValueError, "`projection_dim`"),
-        ({"units": 4, "cell_clip": 0}, ValueError, "`cell_clip` must be > 0"),
-        ({"units": 4, "cell_clip": -1.0}, ValueError, "`cell_clip`"),
-        ({"units": 4, "cell_clip": "3"}, TypeError, "`cell_clip`"),
-        ({"units": 4, "cell_clip": float("inf")}, ValueError, "`cell_clip`"),
-        ({"units": 4, "projection_clip": 0.0}, ValueError, "`projection_clip`"),
-        ({"units": 4, "projection_clip": True}, TypeError, "`projection_clip`"),
-        ({"units": 4, "unit_forget_bias": "yes"}, TypeError, "`unit_forget_bias`"),
-        ({"units": 4, "kernel_initializer": "nope"}, ValueError, "`kernel_initializer`"),
-        ({"units": 4, "projection_initializer": None}, ValueError, "`projection_initializer`"),
-    ],
-)
-def test_bad_arguments_name_the_argument(kwargs, error, name):
-    with pytest.raises(error, match=name):
-        ProjectedLSTMCell(**kwargs)
+BAD_ARGUMENTS = [
+    ({"units": 0}, ValueError, "`units`"),
+    ({"units": 2.5}, ValueError, "`units`"),
+    ({"units": 4, "projection_dim": -1}, ValueError, "`projection_dim`"),
+    ({"units": 4, "projection_dim": 0}, ValueError, "`projection_dim`"),
+    ({"units": 4, "cell_clip": 0}, ValueError, "`cell_clip` must be > 0"),
+    ({"units": 4, "cell_clip": -1.0}, ValueError, "`cell_clip`"),
+    ({"units": 4, "cell_clip": "3"}, TypeError, "`cell_clip`"),
+    ({"units": 4, "cell_clip": float("inf")}, ValueError, "`cell_clip`"),
+    ({"units": 4, "projection_clip": 0.0}, ValueError, "`projection_clip`"),
+    ({"units": 4, "projection_clip": True}, TypeError, "`projection_clip`"),
+    ({"units": 4, "unit_forget_bias": "yes"}, TypeError, "`unit_forget_bias`"),
+    ({"units": 4, "kernel_initializer": "nope"}, ValueError, "`kernel_initializer`"),
+    ({"units": 4, "projection_initializer": None}, ValueError, "`projection_initializer`"),
+]
+
+
+def test_bad_arguments_name_the_argument():
+    for kwargs, error, name in BAD_ARGUMENTS:
+        assert_raises_naming(lambda: ProjectedLSTMCell(**kwargs), error, name, kwargs)
 
 
 def test_config_round_trip():

@@ -60,10 +60,10 @@ def test_mask_reaches_the_next_layer(rng):
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(2, 1, 3), (2, 0, 3), (3,)])
-def test_fewer_than_two_tokens_fail(shape):
-    with pytest.raises(ValueError, match=r"tokens >= 2"):
-        RemoveSentenceBoundaries()(np.zeros(shape, "float32"))
+def test_fewer_than_two_tokens_fail():
+    for shape in [(2, 1, 3), (2, 0, 3), (3,)]:
+        with pytest.raises(ValueError, match=r"tokens >= 2"):
+            RemoveSentenceBoundaries()(np.zeros(shape, "float32"))
 
 
 def test_fewer_than_two_tokens_fail_on_symbolic_inputs():
