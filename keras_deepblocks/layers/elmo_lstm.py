@@ -170,10 +170,19 @@ class ElmoLSTM(keras.layers.Layer):
 
     def _checked_batch_size(self, inputs):
         batch_size = inputs.shape[0]
+        message = (
+            f"A stateful ElmoLSTM keeps states for `max_batch_size={self.max_batch_size}` rows, "
+            "received a batch of {}. Pass a larger `max_batch_size`."
+        )
         if self.stateful and batch_size is not None and batch_size > self.max_batch_size:
-            raise ValueError(
-                f"A stateful ElmoLSTM keeps states for `max_batch_size={self.max_batch_size}` "
-                f"rows, received a batch of {batch_size}. Pass a larger `max_batch_size`."
+            raise ValueError(message.format(batch_size))
+        if self.stateful and batch_size is None and keras.backend.backend() == "tensorflow":
+            # A graph traced for any batch size (TF retraces `predict` so)
+            # checks when it runs.
+            import tensorflow as tf
+
+            tf.debugging.assert_less_equal(
+                tf.shape(inputs)[0], self.max_batch_size, message=message.format("more")
             )
         return ops.shape(inputs)[0]
 
@@ -183,8 +192,11 @@ class ElmoLSTM(keras.layers.Layer):
             if self.states is None:
                 yield None
             else:
+                # Copies: PyTorch's autograd refuses views of variables that
+                # `_keep_states` assigns before the backward pass.
                 yield [
-                    ops.convert_to_tensor(v)[:batch_size] for v in self.states[2 * i : 2 * i + 2]
+                    ops.copy(ops.convert_to_tensor(v)[:batch_size])
+                    for v in self.states[2 * i : 2 * i + 2]
                 ]
 
     def _keep_states(self, final_states, batch_size):

@@ -48,6 +48,11 @@ class ElmoScalarMix(keras.layers.Layer):
                     "`initial_weights` must be None or a list of numbers, one per layer, "
                     f"received: {initial_weights!r}."
                 )
+            if not initial_weights:
+                raise ValueError(
+                    "`initial_weights` must be None or a non-empty list of numbers, one per "
+                    "layer, received: []."
+                )
             initial_weights = [
                 validation.finite_float(w, f"initial_weights[{i}]")
                 for i, w in enumerate(initial_weights)
