@@ -60,13 +60,15 @@ def lstmp_step(x, h, c, kernel, recurrent, bias, projection, cell_clip, proj_cli
 
 
 class NumpyElmoLSTM:
-    """The biLM's LSTMs, row by row, with per-row states kept for `rows` rows."""
+    """The biLM's LSTMs, row by row, with per-row states kept for `rows` rows.
 
-    def __init__(self, layer, rows=8):
-        self.num_layers = layer.num_layers
-        self.skip = layer.skip_connections
-        self.clips = (layer.cell_clip, layer.projection_clip)
-        self.width = layer.output_width
+    Only the weights come from the layer; its options are the test's.
+    """
+
+    def __init__(self, layer, skip=False, cell_clip=None, projection_clip=None, rows=8):
+        self.num_layers = len(layer.forward_layers)
+        self.skip = skip
+        self.clips = (cell_clip, projection_clip)
         self.weights = {}
         for direction, rnns in (
             ("forward", layer.forward_layers),
@@ -84,6 +86,7 @@ class NumpyElmoLSTM:
                         values.get("projection_kernel"),
                     )
                 )
+        self.width = self.weights["forward"][0][1].shape[0]  # the recurrent kernel's rows
         self.rows = rows
         self.reset()
 
@@ -167,7 +170,12 @@ def test_outputs_match_numpy_reference(rng, config):
     layer.build(x.shape)
     clips = "cell_clip" in config
     randomize(layer, rng, scale=1.5 if clips else 0.7)
-    reference = NumpyElmoLSTM(layer)
+    reference = NumpyElmoLSTM(
+        layer,
+        skip=config.get("skip_connections", False),
+        cell_clip=config.get("cell_clip"),
+        projection_clip=config.get("projection_clip"),
+    )
 
     outputs = layer(x, mask=mask)
     expected = reference(x, lengths)
@@ -186,14 +194,14 @@ def test_stateful_carry_matches_per_row_reference(rng):
     )
     layer.build((None, None, FEATURES))
     randomize(layer, rng)
-    reference = NumpyElmoLSTM(layer, rows=4)
+    reference = NumpyElmoLSTM(layer, skip=True, rows=4)
     # Call 3: row 0 is padding only and row 2 is beyond the batch: both keep
     # their states, which call 4 reads.
     for lengths in ([4, 2, 5], [1, 5, 3], [0, 2], [3, 4, 2]):
         x, mask = batch(rng, lengths)
         assert_layers_close(layer(x, mask=mask), reference(x, lengths, stateful=True), mask)
     # The kept states matter: a fresh start gives other outputs.
-    stateless = NumpyElmoLSTM(layer)(x, [3, 4, 2])
+    stateless = NumpyElmoLSTM(layer, skip=True)(x, [3, 4, 2])
     assert np.abs(reference(x, [3, 4, 2], stateful=True)[-1] - stateless[-1]).max() > 1e-2
 
     layer.reset_states()
@@ -386,7 +394,7 @@ def test_layer_contract(rng, tmp_path):
     symbolic = ElmoLSTM(**kwargs)(keras.Input((None, FEATURES)))
     assert [tuple(y.shape) for y in symbolic] == [(None, None, 6)] * 2
     weights = layer.get_weights()
-    reference = NumpyElmoLSTM(layer)
+    reference = NumpyElmoLSTM(layer, skip=True, cell_clip=3.0, projection_clip=2.0)
     direct = [to_numpy(y) for y in layer(x, mask=mask)]
     assert_layers_close(direct, reference(x, [5, 3]), mask)
 
