@@ -292,6 +292,47 @@ def plain_conv_net(rng):
     return model, _normal(rng, (2, 8, 8, 3)), None
 
 
+def elmo_lstm(rng):
+    from keras_deepblocks.layers import ElmoLSTM
+
+    inputs = keras.Input((4, 3))
+    layers = ElmoLSTM(
+        5,
+        projection_dim=3,
+        num_layers=2,
+        cell_clip=3.0,
+        projection_clip=2.0,
+        skip_connections=True,
+        max_batch_size=3,
+    )(keras.layers.Masking(0.0)(inputs))
+    # Stateless: a stateful layer's states change when `record` runs the model, and
+    # backends compute them differently in the last bits, which the exact comparison
+    # of variables across backends rejects. tests/layers/test_elmo_lstm.py checks that
+    # a loaded stateful layer continues from the saved states.
+    outputs = keras.layers.Concatenate()(layers)
+    x = _normal(rng, (2, 4, 3))
+    x[1, 2:] = 0.0  # padding
+    return keras.Model(inputs, outputs), x, None
+
+
+def elmo_scalar_mix(rng):
+    from keras_deepblocks.layers import ElmoScalarMix
+
+    inputs = keras.Input((4, 3))
+    masked = keras.layers.Masking(0.0)(inputs)
+    layers = [
+        masked,
+        keras.layers.Dense(3, activation="tanh")(masked),
+        keras.layers.Dense(3)(masked),
+    ]
+    outputs = ElmoScalarMix(layer_norm=True, initial_weights=[0.5, 0.0, -0.5], initial_gamma=2.0)(
+        layers
+    )
+    x = _normal(rng, (2, 4, 3))
+    x[0, 3:] = 0.0
+    return keras.Model(inputs, outputs), x, None
+
+
 CASES = {
     function.__name__: function
     for function in (
@@ -317,6 +358,8 @@ CASES = {
         plain_mlp,
         highway_conv_net,
         plain_conv_net,
+        elmo_lstm,
+        elmo_scalar_mix,
     )
 }
 

@@ -15,8 +15,11 @@ from keras_deepblocks.initializers import FusedKernel
 from keras_deepblocks.initializers import GateBias
 from keras_deepblocks.layers import CharacterIds
 from keras_deepblocks.layers import CharCNN
+from keras_deepblocks.layers import ElmoLSTM
+from keras_deepblocks.layers import ElmoScalarMix
 from keras_deepblocks.layers import Highway
 from keras_deepblocks.layers import HighwayConv2D
+from keras_deepblocks.layers import ProjectedLSTMCell
 from keras_deepblocks.layers import ResidualUnit
 from keras_deepblocks.layers import StochasticDepth
 from keras_deepblocks.layers import linear_decay
@@ -51,6 +54,28 @@ NUMPY_SCALAR_LAYERS = [
     ),
     lambda: CharCNN([[np.int64(1), np.int32(4)]], embedding_dim=np.int16(4)),
     lambda: CharacterIds(max_characters_per_token=np.int64(10)),
+    lambda: ProjectedLSTMCell(
+        np.int64(4),
+        projection_dim=np.int32(2),
+        cell_clip=np.float32(3),
+        projection_clip=np.float64(1.5),
+        unit_forget_bias=np.bool_(False),
+    ),
+    lambda: ElmoLSTM(
+        np.int64(4),
+        projection_dim=np.int16(2),
+        num_layers=np.int64(2),
+        cell_clip=np.float32(3),
+        skip_connections=np.bool_(True),
+        stateful=np.bool_(True),
+        max_batch_size=np.int32(8),
+    ),
+    lambda: ElmoScalarMix(
+        num_layers=np.int64(2),
+        layer_norm=np.bool_(True),
+        initial_weights=[np.float32(0.5), np.int64(1)],
+        initial_gamma=np.float16(2),
+    ),
 ]
 
 
@@ -118,6 +143,15 @@ BOOLS_WHERE_NUMBERS_GO = [
     (lambda: CharCNN([[1, 4]], embedding_dim=True), ValueError, "embedding_dim"),
     (lambda: CharacterIds(max_characters_per_token=True), ValueError, "max_characters"),
     (lambda: linear_decay(True, 4), ValueError, "block_index"),
+    (lambda: ProjectedLSTMCell(True), ValueError, "units"),
+    (lambda: ProjectedLSTMCell(4, projection_dim=True), ValueError, "projection_dim"),
+    (lambda: ProjectedLSTMCell(4, cell_clip=True), TypeError, "cell_clip"),
+    (lambda: ElmoLSTM(4, num_layers=True), ValueError, "num_layers"),
+    (lambda: ElmoLSTM(4, max_batch_size=np.bool_(True)), ValueError, "max_batch_size"),
+    (lambda: ElmoLSTM(4, projection_clip=False), TypeError, "projection_clip"),
+    (lambda: ElmoScalarMix(initial_gamma=True), TypeError, "initial_gamma"),
+    (lambda: ElmoScalarMix(initial_weights=[True, 0.0]), TypeError, "initial_weights"),
+    (lambda: ElmoScalarMix(num_layers=True), ValueError, "num_layers"),
 ]
 
 

@@ -262,3 +262,18 @@ def test_layer_contract_inside_rnn(tmp_path, projection_dim, weights):
     functional.fit(x, np.zeros((2, 5, projection_dim or UNITS)), epochs=1, verbose=0)
     after = [to_numpy(w) for w in functional.trainable_weights]
     assert all(not np.array_equal(a, b) for a, b in zip(after, before))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Keras builds a cell with a build_config while deserializing it, outside the RNN's "
+    "name scope: 'rnn/projected_lstm_cell/kernel' loads as 'projected_lstm_cell/kernel' "
+    "(LSTMCell too); ProjectedLSTMCell.get_build_config returning None lets the RNN build it",
+)
+def test_a_loaded_rnn_keeps_its_variable_paths(tmp_path):
+    inputs = keras.Input((None, FEATURES))
+    rnn = keras.layers.RNN(ProjectedLSTMCell(UNITS, projection_dim=2), name="lm")
+    model = keras.Model(inputs, rnn(inputs))
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert [v.path for v in loaded.weights] == [v.path for v in model.weights]
