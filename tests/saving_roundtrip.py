@@ -315,6 +315,19 @@ def elmo_lstm(rng):
     return keras.Model(inputs, outputs), x, None
 
 
+def projected_lstm(rng):
+    from keras_deepblocks.layers import ProjectedLSTMCell
+
+    inputs = keras.Input((4, 3))
+    cell = ProjectedLSTMCell(5, projection_dim=3, cell_clip=1.0, projection_clip=0.5)
+    outputs = keras.layers.RNN(cell, return_sequences=True, name="lm")(
+        keras.layers.Masking(0.0)(inputs)
+    )
+    x = _normal(rng, (2, 4, 3))
+    x[1, 3:] = 0.0  # padding
+    return keras.Model(inputs, outputs), x, None
+
+
 def elmo_scalar_mix(rng):
     from keras_deepblocks.layers import ElmoScalarMix
 
@@ -359,6 +372,7 @@ CASES = {
         highway_conv_net,
         plain_conv_net,
         elmo_lstm,
+        projected_lstm,
         elmo_scalar_mix,
     )
 }

@@ -163,8 +163,9 @@ class ElmoLSTM(keras.layers.Layer):
             outputs[direction] = layers
         if self.stateful:
             self._keep_states(final_states, batch_size)
+        # Zero at padding: the RNNs give zeros there, and residuals add zeros.
         return [
-            self._zero_padding(ops.concatenate([forward, backward], axis=-1), mask)
+            ops.concatenate([forward, backward], axis=-1)
             for forward, backward in zip(outputs["forward"], outputs["backward"])
         ]
 
@@ -203,11 +204,6 @@ class ElmoLSTM(keras.layers.Layer):
         for variable, state in zip(self.states, final_states):
             kept = ops.convert_to_tensor(variable)[batch_size:]
             variable.assign(ops.concatenate([ops.stop_gradient(state), kept], axis=0))
-
-    def _zero_padding(self, x, mask):
-        if mask is None:
-            return x
-        return x * ops.cast(mask[..., None], x.dtype)
 
     def reset_states(self):
         """Sets the kept states to zero (with `stateful=True`; otherwise does nothing)."""

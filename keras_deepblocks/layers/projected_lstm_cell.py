@@ -125,6 +125,12 @@ class ProjectedLSTMCell(keras.layers.Layer):
     def get_initial_state(self, batch_size=None):
         return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in self.state_size]
 
+    def get_build_config(self):
+        # None: a loaded RNN builds its cell in its own name scope. Built from
+        # this config while deserializing, the cell would lose the RNN's name
+        # in its variable paths (`rnn/cell/kernel` loading as `cell/kernel`).
+        return None
+
     def get_config(self):
         config = super().get_config()
         config.update(

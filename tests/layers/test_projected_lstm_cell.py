@@ -264,12 +264,6 @@ def test_layer_contract_inside_rnn(tmp_path, projection_dim, weights):
     assert all(not np.array_equal(a, b) for a, b in zip(after, before))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Keras builds a cell with a build_config while deserializing it, outside the RNN's "
-    "name scope: 'rnn/projected_lstm_cell/kernel' loads as 'projected_lstm_cell/kernel' "
-    "(LSTMCell too); ProjectedLSTMCell.get_build_config returning None lets the RNN build it",
-)
 def test_a_loaded_rnn_keeps_its_variable_paths(tmp_path):
     inputs = keras.Input((None, FEATURES))
     rnn = keras.layers.RNN(ProjectedLSTMCell(UNITS, projection_dim=2), name="lm")
