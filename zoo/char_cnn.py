@@ -109,8 +109,11 @@ def load_weights_file(model, path, downloaded):
         ) from None
 
 
-def resolve_config(config):
-    """A complete, checked copy of a char-CNN config (see `char_cnn_highway_encoder`)."""
+def resolve_config(config, name="config"):
+    """A complete, checked copy of a char-CNN config (see `char_cnn_highway_encoder`).
+
+    `name` is how messages call the config: the builder's argument.
+    """
     source = ""  # " (from PATH)" in messages about an options file
     if isinstance(config, (str, os.PathLike)):
         if isinstance(config, str) and config in CHAR_CNN_CONFIGS:
@@ -118,54 +121,54 @@ def resolve_config(config):
         if not os.path.isfile(config):
             names = ", ".join(repr(n) for n in CHAR_CNN_CONFIGS)
             raise ValueError(
-                f"`config` must be one of {names}, a dict or an options.json path; "
+                f"`{name}` must be one of {names}, a dict or an options.json path; "
                 f"got {config!r}, which is neither a known name nor a file."
             )
         path = os.fspath(config)
-        config = read_options(path)
+        config = read_options(path, name)
         source = f" (from {path})"
     if not isinstance(config, dict):
-        raise TypeError(f"`config` must be a name, dict or path; got {type(config).__name__}.")
+        raise TypeError(f"`{name}` must be a name, dict or path; got {type(config).__name__}.")
     config = copy.deepcopy(config)
     if "char_cnn" in config:  # a whole ELMo options dict
         lstm = config.get("lstm", {})
         if not isinstance(lstm, dict):
-            raise ValueError(f"`config['lstm']` must be a dict{source}, received: {lstm!r}.")
+            raise ValueError(f"`{name}['lstm']` must be a dict{source}, received: {lstm!r}.")
         projection_dim = lstm.get("projection_dim")
-        config = config["char_cnn"]
+        config, name = config["char_cnn"], f"{name}['char_cnn']"
         if not isinstance(config, dict):
             raise ValueError(
-                f"`config['char_cnn']` must be a dict with the keys {list(_KEYS)}{source}, "
+                f"`{name}` must be a dict with the keys {list(_KEYS)}{source}, "
                 f"received: {config!r}."
             )
         config.setdefault("projection_dim", projection_dim)
     missing = [key for key in _KEYS if key not in config]
     if missing:
-        raise ValueError(f"`config` lacks the key(s) {missing}{source}; it needs {list(_KEYS)}.")
+        raise ValueError(f"`{name}` lacks the key(s) {missing}{source}; it needs {list(_KEYS)}.")
     config.setdefault("max_characters_per_token", 50)
     config.setdefault("projection_dim", None)
     embedding = config["embedding"]
     if not isinstance(embedding, dict) or "dim" not in embedding:
         raise ValueError(
-            f"`config['embedding']` must be a dict like {{'dim': 16}}{source}, "
+            f"`{name}['embedding']` must be a dict like {{'dim': 16}}{source}, "
             f"received: {embedding!r}."
         )
     if config["n_characters"] == 261:
         # bilm-tf trains with 261 ids and adds id 0 for padding at inference.
         config["n_characters"] = 262
     try:
-        validation.positive_int(config["n_characters"], "config['n_characters']")
-        validation.positive_int(embedding["dim"], "config['embedding']['dim']")
+        validation.positive_int(config["n_characters"], f"{name}['n_characters']")
+        validation.positive_int(embedding["dim"], f"{name}['embedding']['dim']")
         validation.positive_int(
-            config["max_characters_per_token"], "config['max_characters_per_token']"
+            config["max_characters_per_token"], f"{name}['max_characters_per_token']"
         )
         if config["n_highway"] != 0:
-            validation.positive_int(config["n_highway"], "config['n_highway']")
+            validation.positive_int(config["n_highway"], f"{name}['n_highway']")
         if config["projection_dim"] is not None:
-            validation.positive_int(config["projection_dim"], "config['projection_dim']")
+            validation.positive_int(config["projection_dim"], f"{name}['projection_dim']")
         if not isinstance(config["activation"], str):
             raise ValueError(
-                "`config['activation']` must be an activation name such as 'relu', "
+                f"`{name}['activation']` must be an activation name such as 'relu', "
                 f"received: {config['activation']!r}."
             )
     except ValueError as error:
@@ -214,9 +217,10 @@ def weights_path(weights, config_name, weights_hash, argument="config"):
     elif isinstance(weights, (str, os.PathLike)) and os.path.isfile(weights):
         return weights, False
     else:
+        missing = " (no such file)" if isinstance(weights, (str, os.PathLike)) else ""
         raise ValueError(
             "`weights` must be None, 'elmo', a URL or the path of a bilm-tf HDF5 file; "
-            f"got {weights!r}."
+            f"got {weights!r}{missing}."
         )
     fname = url.rsplit("/", 1)[-1]
     path = get_file(

@@ -184,7 +184,8 @@ def resolve_options(options):
             "`options` must hold a 'char_cnn' and an 'lstm' dict, like bilm-tf's "
             f"options.json{source}; received the keys {sorted(options)}."
         )
-    return {"char_cnn": resolve_config(options), "lstm": _resolve_lstm(options["lstm"], source)}
+    char_cnn = resolve_config(options, "options")
+    return {"char_cnn": char_cnn, "lstm": _resolve_lstm(options["lstm"], source)}
 
 
 def _resolve_lstm(lstm, source):

@@ -304,6 +304,7 @@ def test_bad_options_raise_clear_errors(tmp_path, load_problems):
         ("elmo_huge", ValueError, "`options` must be one of 'elmo_original'"),
         (3, TypeError, "`options` must be a name, dict, path or URL"),
         ({"lstm": {}}, ValueError, "must hold a 'char_cnn' and an 'lstm' dict"),
+        ({**base, "char_cnn": {}}, ValueError, r"`options\['char_cnn'\]` lacks the key\(s\)"),
         ({**base, "lstm": {"dim": 8}}, ValueError, r"lacks the key\(s\) \['projection_dim'\]"),
         (
             {**base, "lstm": {"dim": 0, "projection_dim": 4}},
