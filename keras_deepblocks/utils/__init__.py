@@ -1,1 +1,2 @@
-"""Helpers shared by the package and the zoo: argument checks, files, downloads, gradients."""
+"""Helpers shared by the package and the zoo: argument checks, files, downloads, gradients,
+resetting stateful layers."""
