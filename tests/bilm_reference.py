@@ -1,6 +1,7 @@
 """bilm-tf's biLM in NumPy, read straight from a bilm-tf HDF5 weight file.
 
-An independent reference for the encoder, `ElmoLSTM` and `elmo_bilm`: it
+An independent reference for the encoder, `ElmoLSTM` and `elmo_bilm` (and, in
+Keras's layout, `lstmp_step` for `ProjectedLSTMCell` and `ElmoLSTM`): it
 follows bilm-tf's own graph (TensorFlow 1 `LSTMCell` with `num_proj`, gate
 order `i, j, f, o` and `forget_bias=1` added at run time; `dynamic_rnn` with
 sequence lengths; `tf.reverse_sequence` for the backward model; residual
@@ -51,6 +52,22 @@ def lstm_cell(x, h, c, W, B, P, cell_clip, proj_clip):
     if proj_clip:
         h = np.clip(h, -proj_clip, proj_clip)
     return h, c
+
+
+def lstmp_step(x, h, c, kernel, recurrent, bias, projection=None, cell_clip=None, proj_clip=None):
+    """One step of `ProjectedLSTMCell` in Keras's layout (gates `i, f, g, o`, forget bias in
+    `bias`): `(h', c')` and the unclipped `(h', c')`."""
+    u = c.shape[-1]
+    z = x @ kernel + h @ recurrent + bias
+    i, f = sigmoid(z[:, :u]), sigmoid(z[:, u : 2 * u])
+    g, o = np.tanh(z[:, 2 * u : 3 * u]), sigmoid(z[:, 3 * u :])
+    raw_c = f * c + i * g
+    new_c = raw_c if cell_clip is None else np.clip(raw_c, -cell_clip, cell_clip)
+    raw_h = o * np.tanh(new_c)
+    if projection is not None:
+        raw_h = raw_h @ projection
+    new_h = raw_h if proj_clip is None else np.clip(raw_h, -proj_clip, proj_clip)
+    return new_h, new_c, raw_h, raw_c
 
 
 class NumpyBiLM:

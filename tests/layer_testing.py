@@ -18,10 +18,12 @@ Fresh-process loading on every backend is `tests/test_saving.py`'s.
 
 import json
 import pathlib
+import re
 import tempfile
 
 import keras
 import numpy as np
+import pytest
 from keras import ops
 
 
@@ -112,6 +114,18 @@ def run_layer_test(
         _check_one_fit_step(functional, x, expected_output_shape)
 
 
+def assert_raises_naming(make, error, pattern, label):
+    """`make()` raises `error` whose message matches `pattern`; failures name the case."""
+    try:
+        make()
+    except error as raised:
+        assert re.search(pattern, str(raised)), f"{label}: {raised}"
+        return
+    except Exception as raised:  # the wrong kind of error
+        pytest.fail(f"{label}: {type(raised).__name__}: {raised}")
+    pytest.fail(f"{label}: no error")
+
+
 def _fresh(init_kwargs):
     """`init_kwargs` with each layer argument replaced by a new layer of its config."""
     return {
@@ -140,13 +154,13 @@ def _check_saved_and_loaded(model, x):
         model.save(path)
         loaded = keras.saving.load_model(path)  # safe_mode=True
     np.testing.assert_array_equal(ops.convert_to_numpy(loaded(x, training=False)), expected)
-    assert _as_json(loaded.get_config()) == _as_json(model.get_config())
+    assert as_json(loaded.get_config()) == as_json(model.get_config())
     if isinstance(model, keras.Sequential):
         return  # Keras's own loader drops a nested Sequential's name from its paths
     assert [v.path for v in loaded.weights] == [v.path for v in model.weights]
 
 
-def _as_json(config):
+def as_json(config):
     """`config` as its file holds it (tuples become lists)."""
     return json.loads(json.dumps(config))
 

@@ -8,7 +8,6 @@ backward] in each layer's output.
 """
 
 import json
-import re
 
 import keras
 import numpy as np
@@ -16,7 +15,10 @@ import pytest
 from keras import ops
 
 from keras_deepblocks.layers import ElmoLSTM
+from bilm_reference import lstmp_step
 from layer_testing import SubclassedModel
+from layer_testing import as_json
+from layer_testing import assert_raises_naming
 
 FEATURES = 3
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -24,39 +26,6 @@ TOL = dict(rtol=1e-5, atol=1e-5)
 
 def to_numpy(x):
     return ops.convert_to_numpy(x)
-
-
-def assert_raises_naming(make, error, pattern, label):
-    """`make()` raises `error` whose message matches `pattern`; failures name the case."""
-    try:
-        make()
-    except error as raised:
-        assert re.search(pattern, str(raised)), f"{label}: {raised}"
-        return
-    except Exception as raised:  # the wrong kind of error
-        pytest.fail(f"{label}: {type(raised).__name__}: {raised}")
-    pytest.fail(f"{label}: no error")
-
-
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def lstmp_step(x, h, c, kernel, recurrent, bias, projection, cell_clip, proj_clip):
-    """One step of an LSTM with projection, Keras gate order i, f, g, o (float64)."""
-    u = c.shape[-1]
-    z = x @ kernel + h @ recurrent + bias
-    i, f = sigmoid(z[:, :u]), sigmoid(z[:, u : 2 * u])
-    g, o = np.tanh(z[:, 2 * u : 3 * u]), sigmoid(z[:, 3 * u :])
-    c = f * c + i * g
-    if cell_clip is not None:
-        c = np.clip(c, -cell_clip, cell_clip)
-    h = o * np.tanh(c)
-    if projection is not None:
-        h = h @ projection
-    if proj_clip is not None:
-        h = np.clip(h, -proj_clip, proj_clip)
-    return h, c
 
 
 class NumpyElmoLSTM:
@@ -112,7 +81,7 @@ class NumpyElmoLSTM:
                     h, c = self.states[direction, k, row if stateful else "zero"]
                     out = np.zeros((length, self.width))
                     for t in range(length):
-                        h, c = lstmp_step(seq[t : t + 1], h, c, *weights, *self.clips)
+                        h, c, _, _ = lstmp_step(seq[t : t + 1], h, c, *weights, *self.clips)
                         out[t] = h[0]
                     if stateful:
                         self.states[direction, k, row] = (h, c)
@@ -363,10 +332,6 @@ def test_bad_arguments_name_the_argument():
 def test_unknown_feature_size_fails_at_build():
     with pytest.raises(ValueError, match="ElmoLSTM"):
         ElmoLSTM(4).build((None, 5, None))
-
-
-def as_json(config):
-    return json.loads(json.dumps(config))
 
 
 def test_layer_contract(rng, tmp_path):

@@ -5,9 +5,6 @@ entries of the batch's unmasked tokens with `layer_norm` (AllenNLP's
 `ScalarMix(do_layer_norm=True)`: one mean and one variance per tensor).
 """
 
-import json
-import re
-
 import keras
 import numpy as np
 import pytest
@@ -16,6 +13,8 @@ from keras import ops
 from keras_deepblocks.layers import ElmoScalarMix
 from keras_deepblocks.utils.gradients import gradients
 from layer_testing import SubclassedModel
+from layer_testing import as_json
+from layer_testing import assert_raises_naming
 from layer_testing import run_layer_test
 
 SHAPE = (3, 5, 4)
@@ -24,18 +23,6 @@ LENGTHS = [5, 2, 4]
 
 def to_numpy(x):
     return ops.convert_to_numpy(x)
-
-
-def assert_raises_naming(make, error, pattern, label):
-    """`make()` raises `error` whose message matches `pattern`; failures name the case."""
-    try:
-        make()
-    except error as raised:
-        assert re.search(pattern, str(raised)), f"{label}: {raised}"
-        return
-    except Exception as raised:  # the wrong kind of error
-        pytest.fail(f"{label}: {type(raised).__name__}: {raised}")
-    pytest.fail(f"{label}: no error")
 
 
 def scalar_mix(tensors, weights, gamma, layer_norm=False, mask=None):
@@ -227,7 +214,6 @@ def test_layer_contract(rng, tmp_path):
     functional.save(tmp_path / "mix.keras")
     loaded = keras.saving.load_model(tmp_path / "mix.keras")
     np.testing.assert_array_equal(to_numpy(loaded(tensors)), to_numpy(functional(tensors)))
-    as_json = lambda config: json.loads(json.dumps(config))  # noqa: E731
     assert as_json(loaded.get_config()) == as_json(functional.get_config())
     assert [v.path for v in loaded.weights] == [v.path for v in functional.weights]
     config = loaded.get_layer(index=-1).get_config()

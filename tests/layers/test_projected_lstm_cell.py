@@ -5,16 +5,16 @@ The reference below is written from the formulas (Sak et al. 2014, TensorFlow 1'
 reads the cell's weights and nothing else of the layer.
 """
 
-import json
-import re
-
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
 from keras_deepblocks.layers import ProjectedLSTMCell
+from bilm_reference import lstmp_step
 from layer_testing import SubclassedModel
+from layer_testing import as_json
+from layer_testing import assert_raises_naming
 from layer_testing import run_layer_test
 
 UNITS = 4
@@ -23,41 +23,6 @@ FEATURES = 3
 
 def to_numpy(x):
     return ops.convert_to_numpy(x)
-
-
-def assert_raises_naming(make, error, pattern, label):
-    """`make()` raises `error` whose message matches `pattern`; failures name the case."""
-    try:
-        make()
-    except error as raised:
-        assert re.search(pattern, str(raised)), f"{label}: {raised}"
-        return
-    except Exception as raised:  # the wrong kind of error
-        pytest.fail(f"{label}: {type(raised).__name__}: {raised}")
-    pytest.fail(f"{label}: no error")
-
-
-def as_json(config):
-    return json.loads(json.dumps(config))
-
-
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def lstmp_step(x, h, c, kernel, recurrent, bias, projection=None, cell_clip=None, proj_clip=None):
-    """One LSTMP step in float64: `(h', c')` and the unclipped `(h', c')`."""
-    u = c.shape[-1]
-    z = x @ kernel + h @ recurrent + bias
-    i, f = sigmoid(z[:, :u]), sigmoid(z[:, u : 2 * u])
-    g, o = np.tanh(z[:, 2 * u : 3 * u]), sigmoid(z[:, 3 * u :])
-    raw_c = f * c + i * g
-    new_c = raw_c if cell_clip is None else np.clip(raw_c, -cell_clip, cell_clip)
-    raw_h = o * np.tanh(new_c)
-    if projection is not None:
-        raw_h = raw_h @ projection
-    new_h = raw_h if proj_clip is None else np.clip(raw_h, -proj_clip, proj_clip)
-    return new_h, new_c, raw_h, raw_c
 
 
 def cell_weights(cell):

@@ -66,8 +66,7 @@ def test_fixture_options_dict_and_round_trip(shared_fixtures, tmp_path):
     np.testing.assert_array_equal(ops.convert_to_numpy(restored(ids)), before)
 
 
-def test_fixture_mismatches_name_the_key(shared_fixtures, tmp_path):
-    h5py = pytest.importorskip("h5py")
+def test_fixture_mismatches_name_the_key(shared_fixtures, edited_copy):
     _, weights, _ = elmo_fixture(shared_fixtures)
     with pytest.raises(ValueError, match="CNN_high_1/W_carry"):
         char_cnn_highway_encoder({**FIXTURE_CONFIG, "n_highway": 1}, weights=str(weights))
@@ -75,13 +74,6 @@ def test_fixture_mismatches_name_the_key(shared_fixtures, tmp_path):
         char_cnn_highway_encoder({**FIXTURE_CONFIG, "projection_dim": None}, weights=str(weights))
     encoder = char_cnn_highway_encoder(FIXTURE_CONFIG)
     before = [w.copy() for w in encoder.get_weights()]
-
-    def edited_copy(edit):
-        path = tmp_path / f"edited_{len(list(tmp_path.iterdir()))}.hdf5"
-        path.write_bytes(weights.read_bytes())
-        with h5py.File(path, "r+") as h5:
-            edit(h5)
-        return path
 
     def narrower_filter(h5):
         del h5["CNN/W_cnn_4"]
@@ -98,7 +90,7 @@ def test_fixture_mismatches_name_the_key(shared_fixtures, tmp_path):
     ]
     for edit, message in cases:
         with pytest.raises(ValueError, match=message):
-            load_bilm_weights(encoder, edited_copy(edit))
+            load_bilm_weights(encoder, edited_copy(weights, edit))
     for old, new in zip(before, encoder.get_weights()):
         np.testing.assert_array_equal(old, new)  # a failed load assigns nothing
 

@@ -155,8 +155,7 @@ def test_bilm_tfs_published_test_activations(shared_fixtures):
 # --- weights: files, URLs, mismatches -----------------------------------------
 
 
-def test_mismatched_weights_name_their_hdf5_key(elmo, tmp_path):
-    h5py = pytest.importorskip("h5py")
+def test_mismatched_weights_name_their_hdf5_key(elmo, edited_copy):
     options_path, weights, options, _ = elmo
     cell = "RNN_1/RNN/MultiRNNCell/Cell1/LSTMCell"
     with pytest.raises(ValueError, match=r"'RNN_0/RNN/MultiRNNCell/Cell1/LSTMCell/W_0'.*n_layers"):
@@ -167,13 +166,6 @@ def test_mismatched_weights_name_their_hdf5_key(elmo, tmp_path):
         elmo_bilm({**options, "lstm": {**options["lstm"], "dim": 32}}, weights=str(weights))
     bilm = elmo_bilm(options)
     before = [w.copy() for w in bilm.get_weights()]
-
-    def edited_copy(edit):
-        path = tmp_path / f"edited_{len(list(tmp_path.iterdir()))}.hdf5"
-        path.write_bytes(weights.read_bytes())
-        with h5py.File(path, "r+") as h5:
-            edit(h5)
-        return path
 
     def reshaped(key, shape):
         def edit(h5):
@@ -191,7 +183,7 @@ def test_mismatched_weights_name_their_hdf5_key(elmo, tmp_path):
     ]
     for edit, message in cases:
         with pytest.raises(ValueError, match=message):
-            load_bilm_weights(bilm, edited_copy(edit))
+            load_bilm_weights(bilm, edited_copy(weights, edit))
     for old, new in zip(before, bilm.get_weights()):
         np.testing.assert_array_equal(old, new)  # a failed load assigns nothing
 
