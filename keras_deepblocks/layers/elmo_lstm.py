@@ -5,8 +5,6 @@ from keras_deepblocks.initializers.advancing import advancing
 from keras_deepblocks.layers.projected_lstm_cell import ProjectedLSTMCell
 from keras_deepblocks.utils import validation
 
-DIRECTIONS = ("forward", "backward")
-
 
 @keras.saving.register_keras_serializable(package="keras_deepblocks")
 class ElmoLSTM(keras.layers.Layer):
@@ -148,8 +146,8 @@ class ElmoLSTM(keras.layers.Layer):
         batch_size = self._checked_batch_size(inputs)
         initial_states = self._initial_states(batch_size)
         final_states = []
-        outputs = {}
-        for direction, rnns in zip(DIRECTIONS, (self.forward_layers, self.backward_layers)):
+        stacks = []  # the forward, then the backward layers' outputs
+        for rnns in (self.forward_layers, self.backward_layers):
             x, layers = inputs, []
             for rnn in rnns:
                 h, *state = rnn(x, initial_state=next(initial_states), mask=mask)
@@ -160,14 +158,11 @@ class ElmoLSTM(keras.layers.Layer):
                 final_states += state
                 layers.append(h)
                 x = h
-            outputs[direction] = layers
+            stacks.append(layers)
         if self.stateful:
             self._keep_states(final_states, batch_size)
         # Zero at padding: the RNNs give zeros there, and residuals add zeros.
-        return [
-            ops.concatenate([forward, backward], axis=-1)
-            for forward, backward in zip(outputs["forward"], outputs["backward"])
-        ]
+        return [ops.concatenate(pair, axis=-1) for pair in zip(*stacks)]
 
     def _checked_batch_size(self, inputs):
         batch_size = inputs.shape[0]
